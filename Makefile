@@ -1,0 +1,67 @@
+# ModelOps: `make demo` shows it working on a local cluster; `make test` runs every test.
+# Everything is installed by these rules; slow builds are cached under ~/.cache/modelops, keyed by version.
+
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/modelops
+UV_VERSION := 0.13.8
+UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON_VERSION := python3.11
+export UV_PYTHON_DOWNLOADS := never
+export UV_CACHE_DIR ?= $(CACHE)/uv-cache
+
+.PHONY: install lock crds lint format test unit integration demo cluster-up cluster-down clean
+
+install: $(VENV)/.installed
+
+$(UV):
+	python3 -m venv $(CACHE)/uv-$(UV_VERSION)
+	$(CACHE)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
+
+$(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	$(UV) pip sync -q --python $(BIN)/python requirements.lock
+	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+## lock: re-resolve requirements.lock from pyproject.toml (hashes, no index URLs)
+lock: | $(UV)
+	$(UV) pip compile -q pyproject.toml --extra runtime --extra dev --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+## crds: regenerate crds/ from the API models
+crds: install
+	$(BIN)/modelops crds --directory crds
+
+lint: install
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+
+format: install
+	$(BIN)/ruff check --fix operator tests bench
+	$(BIN)/ruff format operator tests bench
+
+## test: lint, unit tests, then integration tests on the local control plane (built on first use)
+test: lint
+	$(BIN)/pytest -q tests
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+integration: install
+	$(BIN)/pytest -q tests/integration
+
+## demo: local cluster up, CRDs, operator, examples, and what happened
+demo: install
+	$(BIN)/python -m modelops.demo
+
+cluster-up: install
+	$(BIN)/modelops cluster up
+
+cluster-down: install
+	$(BIN)/modelops cluster down
+
+clean:
+	-$(BIN)/modelops cluster down
+	rm -rf $(VENV) .pytest_cache .ruff_cache

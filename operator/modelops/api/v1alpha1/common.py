@@ -1,0 +1,135 @@
+"""Types shared by the four resources: the model base, conditions, quantities, references."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelops.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "modelops"
+
+
+class ApiModel(BaseModel):
+    """Base of every API type: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_api(self) -> dict[str, Any]:
+        """The object as the API server stores it (camelCase, no unset fields)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict:
+    """One CEL validation rule (`x-kubernetes-validations`) with the message a user sees."""
+    out: dict[str, str] = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def rules(*items: dict) -> dict:
+    """`json_schema_extra` that attaches CEL rules to a model or a field."""
+    return {"x-kubernetes-validations": list(items)}
+
+
+def immutable(field: str) -> dict:
+    """A transition rule that refuses any change to the field it is attached to."""
+    return rules(cel("self == oldSelf", f"{field} is immutable", reason="FieldValueForbidden"))
+
+
+#: A Kubernetes quantity: `1`, `500m`, `2Gi`.
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+        }
+    ),
+]
+
+#: A duration such as `30s`, `5m` or `1h30m`.
+Duration = Annotated[str, Field(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$", max_length=32)]
+
+#: A DNS-1035 label short enough that `<name>-v<version>` and `<name>-canary` stay valid names.
+ModelName = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
+
+#: The name of a Kubernetes object in the same namespace (DNS-1123 subdomain).
+ObjectName = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
+]
+
+#: A container image reference.
+Image = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^\S+$")]
+
+#: A Python import path to a callable, `package.module:function`.
+FunctionRef = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", max_length=256)]
+
+#: A Python import path to a class, `package.module.Class`.
+ClassRef = Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$", max_length=256)]
+
+#: A fraction between 0 and 1.
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the resource's namespace. Its value is read by the operator or the pod, never logged."""
+
+    name: ObjectName = Field(description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources of a container, as in a Pod spec."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None, description="Minimum resources, e.g. `{cpu: 500m, memory: 1Gi}`."
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None, description="Maximum resources; a container above its memory limit is OOMKilled."
+    )
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """A kstatus condition: what Argo CD, Flux and `kubectl wait` read."""
+
+    type: str = Field(max_length=316, description="Condition type: `Ready`, `Reconciling`, `Stalled`, …")
+    status: ConditionStatus = Field(description="`True`, `False` or `Unknown`.")
+    reason: str | None = Field(default=None, max_length=1024, description="CamelCase machine-readable cause.")
+    message: str | None = Field(default=None, max_length=32768, description="What happened, for a person.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The `metadata.generation` this condition was computed from."
+    )
+    last_transition_time: datetime | None = Field(default=None, description="When `status` last changed.")
+
+
+def conditions_field() -> Any:
+    """The `status.conditions` field, a list keyed by `type` (server-side apply merges it by type)."""
+    return Field(
+        default=None,
+        description="kstatus conditions: `Ready`, `Reconciling`, `Stalled` and kind-specific ones.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class StatusBase(ApiModel):
+    """What every status carries."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The `metadata.generation` the operator last acted on."
+    )
+    conditions: list[Condition] | None = conditions_field()
+    kopf: dict[str, Any] | None = Field(
+        default=None, description="The operator's handler bookkeeping (Kopf), kept here so metadata stays yours."
+    )

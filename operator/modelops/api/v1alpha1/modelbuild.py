@@ -1,0 +1,304 @@
+"""ModelBuild: one training run, from a dataset to a ModelVersion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from .common import (
+    ApiModel,
+    ClassRef,
+    Duration,
+    Fraction,
+    FunctionRef,
+    Image,
+    ModelName,
+    ResourceRequirements,
+    SecretKeyRef,
+    StatusBase,
+    cel,
+    rules,
+)
+from .resource import AGE, CRDInfo, CustomResource, PrinterColumn
+
+ColumnType = Literal["number", "integer", "boolean", "category", "string"]
+Task = Literal["classification", "regression"]
+MetricName = Literal["accuracy", "precision", "recall", "f1", "rocAuc", "logLoss", "r2", "mae", "rmse", "mape"]
+
+
+class ColumnSpec(ApiModel):
+    """A declared column: the trainer refuses data that breaks any of these rules, naming the column."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "!has(self.minimum) || !has(self.maximum) || self.minimum <= self.maximum",
+                "minimum must not be greater than maximum",
+                field_path=".minimum",
+            ),
+            cel(
+                "!(has(self.minimum) || has(self.maximum)) || self.type in ['number', 'integer']",
+                "minimum and maximum apply only to number and integer columns",
+                field_path=".type",
+            ),
+            cel(
+                "!has(self.allowedValues) || self.type in ['category', 'string', 'integer']",
+                "allowedValues applies only to category, string and integer columns",
+                field_path=".type",
+            ),
+        )
+    }
+
+    name: str = Field(min_length=1, max_length=256, description="Column name in the dataset.")
+    type: ColumnType = Field(description="Expected type: number, integer, boolean, category or string.")
+    minimum: float | None = Field(default=None, description="Smallest allowed value (number and integer).")
+    maximum: float | None = Field(default=None, description="Largest allowed value (number and integer).")
+    allowed_values: list[str] | None = Field(
+        default=None, max_length=1000, description="The only values allowed (category, string, integer)."
+    )
+    max_null_fraction: Fraction = Field(
+        default=0.0, description="Largest share of missing values allowed, from 0 (none) to 1."
+    )
+
+
+class DatasetSpec(ApiModel):
+    """Where the training data is and what it must look like."""
+
+    uri: str = Field(
+        max_length=2048,
+        pattern=r"^(file|s3|gs|az|https?|sklearn)://.+",
+        description=(
+            "Dataset location, read through fsspec: `file:///data/x.csv`, `s3://bucket/x.parquet`, or a bundled "
+            "scikit-learn dataset for demos such as `sklearn://breast_cancer`, `sklearn://iris`, "
+            "`sklearn://diabetes`."
+        ),
+    )
+    format: Literal["csv", "parquet"] | None = Field(
+        default=None, description="File format; inferred from the URI's extension when omitted."
+    )
+    target: str = Field(min_length=1, max_length=256, description="The column the model predicts.")
+    columns: list[ColumnSpec] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Declared columns with their rules. Undeclared columns are used as they are.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    credentials_secret: str | None = Field(
+        default=None,
+        max_length=253,
+        description="A Secret whose keys become the trainer's environment, e.g. AWS_ACCESS_KEY_ID for `s3://`.",
+    )
+
+
+class PrivacySpec(ApiModel):
+    """Protection of personal data, applied before anything else reads the data."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "!has(self.hash) || size(self.hash) == 0 || has(self.saltSecretRef)",
+                "saltSecretRef is required when columns are hashed",
+                field_path=".saltSecretRef",
+                reason="FieldValueRequired",
+            ),
+            cel(
+                "!has(self.drop) || !has(self.hash) || self.hash.all(c, !(c in self.drop))",
+                "a column cannot be both dropped and hashed",
+                field_path=".hash",
+            ),
+        )
+    }
+
+    drop: list[str] | None = Field(
+        default=None, max_length=1000, description="Columns removed on read: they never reach the model."
+    )
+    hash: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Columns replaced by a salted SHA-256 (HMAC) of their value, so they stay joinable but unreadable.",
+    )
+    salt_secret_ref: SecretKeyRef | None = Field(default=None, description="The Secret key holding the hashing salt.")
+
+
+class EstimatorSpec(ApiModel):
+    """A scikit-learn compatible estimator given by import path."""
+
+    class_name: ClassRef = Field(
+        description="Import path of the estimator class, e.g. `sklearn.ensemble.RandomForestClassifier`."
+    )
+    params: dict[str, Any] | None = Field(default=None, description="Keyword arguments of the constructor.")
+
+
+class TrainerSpec(ApiModel):
+    """How to train: the image, the estimator, and the Job's limits."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "has(self.estimator) != has(self.function)",
+                "exactly one of estimator and function must be set",
+                field_path=".estimator",
+            ),
+        )
+    }
+
+    image: Image | None = Field(default=None, description="Trainer image. Defaults to the operator's runtime image.")
+    estimator: EstimatorSpec | None = Field(default=None, description="An estimator class and its parameters.")
+    function: FunctionRef | None = Field(
+        default=None,
+        description="Instead of an estimator, a `module:function` of yours that takes (X, y, params) and returns "
+        "a fitted estimator.",
+    )
+    params: dict[str, Any] | None = Field(default=None, description="Parameters passed to `function`.")
+    resources: ResourceRequirements | None = Field(default=None, description="Resources of the trainer container.")
+    active_deadline: Duration = Field(
+        default="1h", description="Longest time the training Job may run before it is stopped."
+    )
+    retries: int = Field(default=0, ge=0, le=10, description="How many times a failed training pod is retried.")
+    service_account_name: str | None = Field(
+        default=None, max_length=253, description="ServiceAccount of the trainer pod (e.g. for cloud storage)."
+    )
+
+
+class ThresholdSpec(ApiModel):
+    """A bar a metric must clear for the version to be Validated."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "has(self.min) || has(self.max)", "set min, max or both", field_path=".min", reason="FieldValueRequired"
+            ),
+            cel(
+                "!has(self.min) || !has(self.max) || self.min <= self.max",
+                "min must not be greater than max",
+                field_path=".min",
+            ),
+        )
+    }
+
+    metric: MetricName = Field(description="The metric this bar applies to.")
+    min: float | None = Field(default=None, description="Smallest acceptable value.")
+    max: float | None = Field(default=None, description="Largest acceptable value.")
+
+
+class EvaluationSpec(ApiModel):
+    """How the model is evaluated on held-out data and what it must reach."""
+
+    test_size: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of rows held out for evaluation, strictly between 0 and 1."
+    )
+    random_seed: int = Field(default=42, ge=0, description="Seed of the split and the estimator, for repeatability.")
+    metrics: list[MetricName] | None = Field(
+        default=None, description="Metrics to compute; all those that fit the task when omitted."
+    )
+    thresholds: list[ThresholdSpec] | None = Field(
+        default=None,
+        max_length=20,
+        description="Bars the held-out metrics must clear.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["metric"]},
+    )
+    primary_metric: MetricName | None = Field(
+        default=None,
+        description="The metric compared with the champion (accuracy or r2 by default).",
+    )
+    allowed_regression: float = Field(
+        default=0.0,
+        ge=0,
+        description="How much worse than the current champion on the primary metric a new version may be.",
+    )
+
+
+class ApprovalPolicy(ApiModel):
+    """How the version this build produces gets approved."""
+
+    mode: Literal["Manual", "AutoWhenValidated"] = Field(
+        default="Manual",
+        description="`Manual`: someone sets spec.approval on the ModelVersion. "
+        "`AutoWhenValidated`: approved as soon as it passes validation.",
+    )
+
+
+class ArtifactsSpec(ApiModel):
+    """Where the trained model is exported."""
+
+    uri: str = Field(
+        max_length=2048,
+        pattern=r"^(file|s3|gs|az)://.+",
+        description="Base URI of the exported artifacts; each version gets its own folder below it.",
+    )
+
+
+class ModelBuildSpec(ApiModel):
+    """A training run: dataset, privacy, trainer, evaluation, artifacts."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "!has(self.privacy) || !has(self.privacy.drop) || !(self.dataset.target in self.privacy.drop)",
+                "the target column cannot be dropped",
+                field_path=".privacy.drop",
+            ),
+            cel(
+                "!has(self.privacy) || !has(self.privacy.hash) || !(self.dataset.target in self.privacy.hash)",
+                "the target column cannot be hashed",
+                field_path=".privacy.hash",
+            ),
+        )
+    }
+
+    model: ModelName = Field(description="Logical model name; the versions this build produces belong to it.")
+    task: Task = Field(description="`classification` or `regression`: decides the metrics.")
+    dataset: DatasetSpec
+    privacy: PrivacySpec | None = None
+    trainer: TrainerSpec
+    evaluation: EvaluationSpec | None = None
+    approval: ApprovalPolicy | None = None
+    artifacts: ArtifactsSpec
+
+
+BuildPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class ModelBuildStatus(StatusBase):
+    """What happened to the build."""
+
+    phase: BuildPhase | None = Field(default=None, description="Pending, Running, Succeeded or Failed.")
+    job_name: str | None = Field(default=None, description="The training Job.")
+    start_time: datetime | None = Field(default=None, description="When the training Job started.")
+    completion_time: datetime | None = Field(default=None, description="When the build succeeded or failed.")
+    dataset_digest: str | None = Field(default=None, description="SHA-256 of the data the model was trained on.")
+    metrics: dict[str, float] | None = Field(default=None, description="Held-out metrics.")
+    model_version: str | None = Field(default=None, description="The ModelVersion this build produced.")
+    failure_reason: str | None = Field(
+        default=None, description="Why the build failed: the trainer's message, OOMKilled, DeadlineExceeded, …"
+    )
+
+
+class ModelBuild(CustomResource):
+    """A training run of a model: validates and protects the data, trains, evaluates, and records a ModelVersion."""
+
+    crd: ClassVar[CRDInfo] = CRDInfo(
+        kind="ModelBuild",
+        plural="modelbuilds",
+        short_names=("mb",),
+        printer_columns=(
+            PrinterColumn("Model", ".spec.model"),
+            PrinterColumn("Phase", ".status.phase"),
+            PrinterColumn("Version", ".status.modelVersion"),
+            PrinterColumn("Reason", ".status.failureReason", priority=1),
+            AGE,
+        ),
+    )
+
+    spec: ModelBuildSpec = Field(
+        json_schema_extra=rules(
+            cel(
+                "self == oldSelf",
+                "spec is immutable: a ModelBuild records one training run; create a new ModelBuild instead",
+                reason="FieldValueForbidden",
+            ),
+        )
+    )
+    status: ModelBuildStatus | None = None

@@ -1,0 +1,201 @@
+"""ModelMonitor: watch a deployment for drift, errors and latency; alert; retrain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from .common import ApiModel, Duration, Fraction, ObjectName, SecretKeyRef, StatusBase, cel, rules
+from .modelbuild import ModelBuildSpec
+from .resource import AGE, CRDInfo, CustomResource, PrinterColumn, condition_column
+
+NumericMethod = Literal["psi", "jensenShannon", "wasserstein", "ks"]
+CategoricalMethod = Literal["chiSquared", "psi", "jensenShannon"]
+DriftMethod = Literal["psi", "jensenShannon", "wasserstein", "ks", "chiSquared"]
+
+
+class MonitorSource(ApiModel):
+    """Where the serving metrics are read."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "self.type != 'Prometheus' || has(self.prometheusUrl)",
+                "prometheusUrl is required when type is Prometheus",
+                field_path=".prometheusUrl",
+                reason="FieldValueRequired",
+            ),
+        )
+    }
+
+    type: Literal["Pods", "Prometheus"] = Field(
+        default="Pods", description="`Pods`: scrape the serving pods' /metrics. `Prometheus`: query `increase()`."
+    )
+    prometheus_url: str | None = Field(
+        default=None, pattern=r"^https?://.+", max_length=2048, description="Base URL of the Prometheus server."
+    )
+
+
+class FeatureDriftOverride(ApiModel):
+    """A method or threshold for one feature."""
+
+    feature: str = Field(min_length=1, max_length=256, description="The feature.")
+    method: DriftMethod | None = Field(default=None, description="Its drift method.")
+    threshold: float | None = Field(default=None, gt=0, description="Its drift threshold.")
+
+
+class DriftSpec(ApiModel):
+    """How drift is measured, on histograms the pods already aggregate."""
+
+    enabled: bool = Field(default=True, description="Measure drift at all.")
+    numeric_method: NumericMethod = Field(default="psi", description="Method for numeric features.")
+    categorical_method: CategoricalMethod = Field(default="chiSquared", description="Method for categorical ones.")
+    threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Score above which a feature has drifted; per-method defaults (PSI 0.2, Jensen-Shannon 0.1, "
+        "KS 0.1, Wasserstein 0.1 of the baseline's spread). For chiSquared this is the p-value below which it has.",
+    )
+    features: list[FeatureDriftOverride] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Per-feature methods and thresholds.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["feature"]},
+    )
+    min_samples: int = Field(
+        default=200, ge=1, description="Fewest requests in a window for a verdict; fewer is `NotEnoughData`."
+    )
+    dataset_drift_share: Fraction = Field(
+        default=0.5, description="Share of drifted features above which the whole dataset has drifted."
+    )
+
+
+class ErrorRateSpec(ApiModel):
+    """When failed requests raise `ErrorRateHigh`."""
+
+    max: Fraction = Field(default=0.05, description="Largest tolerated share of failed requests in a window.")
+    min_requests: int = Field(default=20, ge=1, description="Fewest requests for a verdict.")
+
+
+class LatencySpec(ApiModel):
+    """When slow answers raise `LatencyHigh`."""
+
+    quantile: float = Field(default=0.95, gt=0, lt=1, description="The latency quantile checked.")
+    max: Duration = Field(default="500ms", description="Largest tolerated latency at the quantile.")
+
+
+class WebhookSink(ApiModel):
+    """An Alertmanager-compatible webhook; its URL is a secret."""
+
+    url_secret_ref: SecretKeyRef = Field(description="The Secret key holding the webhook URL.")
+
+
+class AlertsSpec(ApiModel):
+    """Where alerts go, beyond status conditions and operator metrics (always on)."""
+
+    events: bool = Field(default=True, description="Warning Events on the monitor and the deployment.")
+    prometheus_rule: bool = Field(
+        default=False, description="Generate a PrometheusRule (when the Prometheus Operator's CRD exists)."
+    )
+    webhook: WebhookSink | None = None
+
+
+class RetrainSpec(ApiModel):
+    """Retraining when drift is detected."""
+
+    enabled: bool = Field(default=False, description="Create a ModelBuild when drift is detected.")
+    cooldown: Duration = Field(default="24h", description="Least time between two retrains.")
+    dataset_uri: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^(file|s3|gs|az|https?|sklearn)://.+",
+        description="Fresh data to train on; the template's dataset URI when omitted.",
+    )
+    template: ModelBuildSpec = Field(description="The spec of the ModelBuild to create.")
+
+
+class ModelMonitorSpec(ApiModel):
+    """What to watch and what to do about it."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "duration(self.window) >= duration(self.interval)",
+                "window must not be shorter than interval",
+                field_path=".window",
+            ),
+        )
+    }
+
+    deployment: ObjectName = Field(description="The ModelDeployment to watch, in the same namespace.")
+    interval: Duration = Field(default="1m", description="How often to check.")
+    window: Duration = Field(default="5m", description="The window each check looks back over.")
+    source: MonitorSource | None = None
+    drift: DriftSpec | None = None
+    error_rate: ErrorRateSpec | None = None
+    latency: LatencySpec | None = None
+    alerts: AlertsSpec | None = None
+    retrain: RetrainSpec | None = None
+
+
+class FeatureDrift(ApiModel):
+    """The verdict on one feature in the last window."""
+
+    feature: str = Field(description="The feature.")
+    method: DriftMethod = Field(description="The method used.")
+    score: float | None = Field(default=None, description="The drift score (or test statistic).")
+    p_value: float | None = Field(default=None, description="The p-value, for statistical tests.")
+    samples: int = Field(default=0, description="Observations of the feature in the window.")
+    verdict: Literal["Drift", "NoDrift", "NotEnoughData"] = Field(description="The decision.")
+
+
+class ActiveAlert(ApiModel):
+    """An alert currently raised."""
+
+    name: Literal["DriftDetected", "ErrorRateHigh", "LatencyHigh"] = Field(description="The alert.")
+    since: datetime = Field(description="When it was raised.")
+    message: str = Field(description="What was measured.")
+
+
+class RetrainRecord(ApiModel):
+    """The last retraining started."""
+
+    build: str = Field(description="The ModelBuild created.")
+    time: datetime = Field(description="When.")
+    reason: str = Field(description="The drift that caused it.")
+
+
+class ModelMonitorStatus(StatusBase):
+    """The last check and what it found."""
+
+    last_check_time: datetime | None = Field(default=None, description="When the last check ran.")
+    samples: int | None = Field(default=None, description="Requests in the last window.")
+    features: list[FeatureDrift] | None = Field(default=None, description="Drift of each feature.")
+    drifted_share: float | None = Field(default=None, description="Share of features that drifted.")
+    error_rate: float | None = Field(default=None, description="Share of failed requests in the last window.")
+    latency: float | None = Field(default=None, description="Latency at the quantile, in seconds.")
+    active_alerts: list[ActiveAlert] | None = Field(default=None, description="Alerts currently raised.")
+    last_retrain: RetrainRecord | None = Field(default=None, description="The last retraining started.")
+
+
+class ModelMonitor(CustomResource):
+    """Watches a ModelDeployment for data drift, errors and latency; alerts; and can retrain."""
+
+    crd: ClassVar[CRDInfo] = CRDInfo(
+        kind="ModelMonitor",
+        plural="modelmonitors",
+        short_names=("mm",),
+        printer_columns=(
+            PrinterColumn("Deployment", ".spec.deployment"),
+            condition_column("Drift", "DriftDetected"),
+            PrinterColumn("Error-Rate", ".status.errorRate", type="number"),
+            PrinterColumn("Last-Check", ".status.lastCheckTime", type="date"),
+            condition_column("Ready", "Ready", priority=1),
+            AGE,
+        ),
+    )
+
+    spec: ModelMonitorSpec
+    status: ModelMonitorStatus | None = None

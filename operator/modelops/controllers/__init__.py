@@ -1,0 +1,1 @@
+"""Kopf handlers: thin — read the object, build the desired children, apply, write status."""

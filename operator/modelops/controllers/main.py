@@ -1,0 +1,25 @@
+"""Start the operator: Kopf with every controller, a liveness endpoint and Prometheus metrics."""
+
+from __future__ import annotations
+
+import kopf
+import prometheus_client
+
+from modelops import __version__
+
+from . import settings  # noqa: F401  (registers the startup handler)
+
+OPERATOR_INFO = prometheus_client.Info("modelops_operator", "The running ModelOps operator.")
+
+
+def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, standalone: bool) -> None:
+    """Run until interrupted; watches every namespace unless some are given."""
+    OPERATOR_INFO.info({"version": __version__})
+    if metrics_port:
+        prometheus_client.start_http_server(metrics_port)
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=standalone,
+        liveness_endpoint=liveness,
+    )

@@ -1,0 +1,359 @@
+"""Start, check and stop the local control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok, on loopback with TLS and RBAC, plus one kwok-managed node.
+
+The processes outlive the command that started them (tests and the demo reuse one cluster); their PIDs,
+ports and logs live in the state directory, so `down` can stop exactly what `up` started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from . import pki
+from .toolchain import Toolchain, cache_root, ensure_toolchain
+
+NODE_NAME = "kwok-node-0"
+SERVICE_CIDR = "10.96.0.0/16"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+class ClusterError(RuntimeError):
+    """The control plane did not come up; the message says which part and where its log is."""
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("MODELOPS_CLUSTER_DIR", cache_root() / "cluster"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class State:
+    """What `up` started, saved as JSON in the state directory."""
+
+    api_port: int
+    etcd_port: int
+    etcd_peer_port: int
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @classmethod
+    def load(cls) -> State | None:
+        path = state_dir() / "state.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+    def save(self) -> None:
+        (state_dir() / "state.json").write_text(json.dumps(asdict(self), indent=2))
+
+
+def _alive(pid: int, binary: str) -> bool:
+    """True when the PID still runs our binary (not a recycled PID)."""
+    try:
+        return binary in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def kubeconfig_path() -> Path:
+    return state_dir() / "admin.kubeconfig"
+
+
+def _kubeconfig(server: str, ca: Path, client: pki.KeyPair, user: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "modelops-dev", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate": str(client.cert), "client-key": str(client.key)}}],
+        "contexts": [{"name": "modelops-dev", "context": {"cluster": "modelops-dev", "user": user}}],
+        "current-context": "modelops-dev",
+    }
+
+
+class Cluster:
+    """The local control plane."""
+
+    def __init__(self, log: Callable[[str], None] = print) -> None:
+        self.log = log
+        self.dir = state_dir()
+        self.pki_dir = self.dir / "pki"
+        self.log_dir = self.dir / "logs"
+
+    # -- queries -------------------------------------------------------------------------------------------
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=State.load().server,  # type: ignore[union-attr]
+            verify=str(self.pki_dir / "ca.crt"),
+            cert=(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key")),
+            timeout=5,
+        )
+
+    def api_ready(self) -> bool:
+        if State.load() is None:
+            return False
+        try:
+            with self._client() as client:
+                return client.get("/readyz").status_code == 200
+        except (httpx.HTTPError, OSError):
+            return False
+
+    def component_status(self) -> dict[str, bool]:
+        """Which components run, by PID."""
+        state = State.load()
+        if state is None:
+            return dict.fromkeys(COMPONENTS, False)
+        return {name: _alive(state.pids.get(name, -1), name) for name in COMPONENTS}
+
+    def running(self) -> bool:
+        return all(self.component_status().values()) and self.api_ready()
+
+    # -- up ------------------------------------------------------------------------------------------------
+
+    def up(self, timeout: float = 120) -> Path:
+        """Start the control plane unless it already runs; returns the admin kubeconfig."""
+        if self.running():
+            self.log(f"the local cluster is already running: {State.load().server}")  # type: ignore[union-attr]
+            return kubeconfig_path()
+        self.down(quiet=True)
+        tools = ensure_toolchain(self.log)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        for d in (self.pki_dir, self.log_dir, self.dir / "etcd"):
+            d.mkdir(parents=True, exist_ok=True)
+        state = State(api_port=free_port(), etcd_port=free_port(), etcd_peer_port=free_port())
+        certs = self._certificates(state)
+        deadline = time.monotonic() + timeout
+        try:
+            self._start(state, "etcd", self._etcd_args(tools, state))
+            self._start(state, "kube-apiserver", self._apiserver_args(tools, state))
+            self._wait(deadline, self.api_ready, "kube-apiserver")
+            self._start(state, "kube-controller-manager", self._controller_manager_args(tools, certs))
+            self._start(state, "kube-scheduler", self._scheduler_args(tools, certs))
+            self._start(state, "kwok", self._kwok_args(tools))
+            self._register_node(tools)
+            self._wait(deadline, lambda: self._node_ready(tools), f"node {NODE_NAME} (kwok)")
+            self._wait(deadline, lambda: self._default_service_account(tools), "kube-controller-manager")
+        except Exception:
+            self.down(quiet=True)
+            raise
+        self.log(f"the local cluster is up: {state.server}, kubeconfig {kubeconfig_path()}")
+        return kubeconfig_path()
+
+    def _certificates(self, state: State) -> dict[str, Path]:
+        ca = pki.make_ca(self.pki_dir)
+        pki.issue(
+            ca,
+            self.pki_dir,
+            "apiserver",
+            "kube-apiserver",
+            server_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            server_ips=("127.0.0.1", "10.96.0.1"),
+        )
+        pki.make_service_account_keys(self.pki_dir)
+        clients = {
+            "admin": ("modelops-admin", "system:masters"),
+            "controller-manager": ("system:kube-controller-manager", None),
+            "scheduler": ("system:kube-scheduler", None),
+            "kwok": ("kwok", "system:masters"),
+        }
+        kubeconfigs = {}
+        for stem, (cn, org) in clients.items():
+            pair = pki.issue(ca, self.pki_dir, stem, cn, organization=org)
+            path = kubeconfig_path() if stem == "admin" else self.dir / f"{stem}.kubeconfig"
+            path.write_text(yaml.safe_dump(_kubeconfig(state.server, ca.cert, pair, cn)))
+            path.chmod(0o600)
+            kubeconfigs[stem] = path
+        return kubeconfigs
+
+    def _etcd_args(self, tools: Toolchain, state: State) -> list[str]:
+        client = f"http://127.0.0.1:{state.etcd_port}"
+        peer = f"http://127.0.0.1:{state.etcd_peer_port}"
+        return [
+            str(tools.etcd),
+            "--name=modelops-dev",
+            f"--data-dir={self.dir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=modelops-dev={peer}",
+            "--log-level=warn",
+            "--quota-backend-bytes=4294967296",
+            "--unsafe-no-fsync",  # a throwaway dev store: speed over durability
+        ]
+
+    def _apiserver_args(self, tools: Toolchain, state: State) -> list[str]:
+        p = self.pki_dir
+        return [
+            str(tools.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{state.etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={state.api_port}",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=RBAC",
+            "--allow-privileged=false",
+            "--profiling=false",
+            "--endpoint-reconciler-type=none",
+            "--v=1",
+        ]
+
+    def _controller_manager_args(self, tools: Toolchain, kubeconfigs: dict[str, Path]) -> list[str]:
+        return [
+            str(tools.kube_controller_manager),
+            f"--kubeconfig={kubeconfigs['controller-manager']}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={self.pki_dir / 'sa.key'}",
+            f"--root-ca-file={self.pki_dir / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--v=1",
+        ]
+
+    def _scheduler_args(self, tools: Toolchain, kubeconfigs: dict[str, Path]) -> list[str]:
+        return [
+            str(tools.kube_scheduler),
+            f"--kubeconfig={kubeconfigs['scheduler']}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--v=1",
+        ]
+
+    def _kwok_args(self, tools: Toolchain) -> list[str]:
+        return [
+            str(tools.kwok),
+            f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-ip=127.0.0.1",
+            "--node-lease-duration-seconds=40",
+            "--cidr=10.244.0.0/16",
+        ]
+
+    def _start(self, state: State, name: str, args: list[str]) -> None:
+        with open(self.log_dir / f"{name}.log", "ab") as out:
+            process = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        state.pids[name] = process.pid
+        state.save()
+
+    def _wait(self, deadline: float, check: Callable[[], bool], what: str) -> None:
+        while time.monotonic() < deadline:
+            if check():
+                return
+            dead = [n for n, alive in self.component_status().items() if n in State.load().pids and not alive]  # type: ignore[union-attr]
+            if dead:
+                raise ClusterError(f"{dead[0]} exited: see {self.log_dir / (dead[0] + '.log')}")
+            time.sleep(0.3)
+        raise ClusterError(f"{what} was not ready in time: see the logs in {self.log_dir}")
+
+    def kubectl(self, tools: Toolchain, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(tools.kubectl), f"--kubeconfig={kubeconfig_path()}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+        )
+
+    def _register_node(self, tools: Toolchain) -> None:
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": NODE_NAME,
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/hostname": NODE_NAME,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                },
+            },
+            "status": {
+                "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "2000"},
+                "capacity": {"cpu": "64", "memory": "256Gi", "pods": "2000"},
+            },
+        }
+        done = self.kubectl(tools, "apply", "-f", "-", stdin=json.dumps(node))
+        if done.returncode != 0:
+            raise ClusterError(f"could not register the node: {done.stderr}")
+
+    def _node_ready(self, tools: Toolchain) -> bool:
+        done = self.kubectl(
+            tools, "get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+        )
+        return done.stdout.strip() == "True"
+
+    def _default_service_account(self, tools: Toolchain) -> bool:
+        return self.kubectl(tools, "get", "serviceaccount", "default", "-n", "default").returncode == 0
+
+    # -- down ----------------------------------------------------------------------------------------------
+
+    def down(self, quiet: bool = False) -> None:
+        """Stop every process `up` started and forget the cluster's data."""
+        state = State.load()
+        if state is None:
+            if not quiet:
+                self.log("no local cluster is running")
+            return
+        for name in reversed(COMPONENTS):
+            pid = state.pids.get(name)
+            if pid and _alive(pid, name):
+                os.killpg(pid, signal.SIGTERM)
+        end = time.monotonic() + 15
+        for name in reversed(COMPONENTS):
+            pid = state.pids.get(name)
+            while pid and _alive(pid, name):
+                if time.monotonic() > end:
+                    os.killpg(pid, signal.SIGKILL)
+                time.sleep(0.1)
+                _reap(pid)
+        (self.dir / "state.json").unlink(missing_ok=True)
+        shutil.rmtree(self.dir / "etcd", ignore_errors=True)
+        if not quiet:
+            self.log("the local cluster is stopped")
+
+
+def _reap(pid: int) -> None:
+    """Collect a child we started in this process, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

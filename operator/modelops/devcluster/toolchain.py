@@ -1,0 +1,193 @@
+"""Pinned Kubernetes, etcd, kwok and helm, built from Go modules into a cache outside the repo.
+
+The first build takes a few minutes on 2 cores (most of it compiling kube-apiserver); later calls find the
+binaries in `~/.cache/modelops/<component>-<version>/bin` and return at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+KUBERNETES_VERSION = "1.34.4"
+KWOK_VERSION = "0.7.0"
+HELM_VERSION = "3.19.0"
+
+KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+class ToolchainError(RuntimeError):
+    """The binaries cannot be built; the message says what to do."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MODELOPS_CACHE", Path.home() / ".cache" / "modelops"))
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Paths of the built binaries."""
+
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    etcd: Path
+    kwok: Path
+    helm: Path
+
+
+def _go_env() -> dict[str, str]:
+    if shutil.which("go") is None:
+        raise ToolchainError(
+            "`go` was not found on PATH. The local control plane is built from Go modules: "
+            "install Go 1.24 or newer and run the command again."
+        )
+    return {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ToolchainError(f"`{' '.join(args)}` failed:\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+@contextmanager
+def _lock(name: str) -> Iterator[None]:
+    """One build at a time per component, across processes (tests may start in parallel)."""
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def staging_modules(kubernetes_go_mod: str) -> list[str]:
+    """The `k8s.io/*` modules that k8s.io/kubernetes replaces with its own staging directory."""
+    return re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", kubernetes_go_mod, re.M)
+
+
+def wrapper_go_mod(kubernetes_version: str, staging: list[str]) -> str:
+    """A module that requires k8s.io/kubernetes and points each staging module at its published v0 twin."""
+    staging_version = "v0." + kubernetes_version.split(".", 1)[1]
+    replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in staging)
+    return (
+        "module modelops.dev/k8sbuild\n\ngo 1.24.0\n\n"
+        f"require k8s.io/kubernetes v{kubernetes_version}\n\nreplace (\n{replaces}\n)\n"
+    )
+
+
+ETCD_MAIN = """package main
+
+import (
+\t"os"
+
+\t"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+"""
+
+# Keeps k8s.io/kubernetes in go.mod through `go mod tidy`: its commands are main packages and cannot be imported.
+TOOLS_GO = """//go:build tools
+
+package tools
+
+import _ "k8s.io/kubernetes/cmd/kube-apiserver/app"
+"""
+
+
+def version_ldflags(kubernetes_version: str) -> str:
+    """Stamp the version, as the Kubernetes release build does, so clients and helm see v1.34.x, not v0.0.0."""
+    major, minor, _ = kubernetes_version.split(".")
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        for name, value in (
+            ("gitVersion", f"v{kubernetes_version}"),
+            ("gitMajor", major),
+            ("gitMinor", minor),
+            ("gitTreeState", "clean"),
+            ("buildDate", "1970-01-01T00:00:00Z"),
+        ):
+            flags.append(f"-X {package}.{name}={value}")
+    return " ".join(flags)
+
+
+def _build_kubernetes(bin_dir: Path, log: Callable[[str], None]) -> None:
+    env = _go_env()
+    with tempfile.TemporaryDirectory(prefix="k8sbuild-", dir=cache_root()) as tmp:
+        work = Path(tmp)
+        log(f"building Kubernetes v{KUBERNETES_VERSION} and etcd from Go modules (a few minutes, once)")
+        info = json.loads(
+            _run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@v{KUBERNETES_VERSION}"], work, env)
+        )
+        staging = staging_modules(Path(info["GoMod"]).read_text())
+        (work / "go.mod").write_text(wrapper_go_mod(KUBERNETES_VERSION, staging))
+        (work / "tools.go").write_text(TOOLS_GO)
+        (work / "cmd" / "etcd").mkdir(parents=True)
+        (work / "cmd" / "etcd" / "main.go").write_text(ETCD_MAIN)
+        _run(["go", "mod", "tidy"], work, env)
+        out = work / "bin"
+        packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBERNETES_COMMANDS] + ["./cmd/etcd"]
+        _run(
+            [
+                "go",
+                "build",
+                "-trimpath",
+                "-tags",
+                "selinux,notest",
+                "-ldflags",
+                version_ldflags(KUBERNETES_VERSION),
+                "-o",
+                str(out) + "/",
+                *packages,
+            ],
+            work,
+            env,
+        )
+        bin_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(bin_dir, ignore_errors=True)
+        shutil.move(out, bin_dir)
+
+
+def _go_install(package: str, bin_dir: Path, log: Callable[[str], None]) -> None:
+    log(f"building {package}")
+    env = {**_go_env(), "GOBIN": str(bin_dir)}
+    env.pop("GOFLAGS")
+    with tempfile.TemporaryDirectory(dir=cache_root()) as tmp:
+        _run(["go", "install", "-trimpath", "-ldflags", "-s -w", package], Path(tmp), env)
+
+
+def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
+    """Build whatever is missing, then return the paths of all binaries."""
+    root = cache_root()
+    k8s_bin = root / f"kubernetes-v{KUBERNETES_VERSION}" / "bin"
+    kwok_bin = root / f"kwok-v{KWOK_VERSION}" / "bin"
+    helm_bin = root / f"helm-v{HELM_VERSION}" / "bin"
+    with _lock("kubernetes"):
+        if not all((k8s_bin / c).exists() for c in (*KUBERNETES_COMMANDS, "etcd")):
+            _build_kubernetes(k8s_bin, log)
+    with _lock("kwok"):
+        if not (kwok_bin / "kwok").exists():
+            _go_install(f"sigs.k8s.io/kwok/cmd/kwok@v{KWOK_VERSION}", kwok_bin, log)
+    with _lock("helm"):
+        if not (helm_bin / "helm").exists():
+            _go_install(f"helm.sh/helm/v3/cmd/helm@v{HELM_VERSION}", helm_bin, log)
+    return Toolchain(
+        kube_apiserver=k8s_bin / "kube-apiserver",
+        kube_controller_manager=k8s_bin / "kube-controller-manager",
+        kube_scheduler=k8s_bin / "kube-scheduler",
+        kubectl=k8s_bin / "kubectl",
+        etcd=k8s_bin / "etcd",
+        kwok=kwok_bin / "kwok",
+        helm=helm_bin / "helm",
+    )

@@ -1,0 +1,84 @@
+"""The real local control plane: brought up once per session (or reused), CRDs installed,
+and a namespace of its own for each test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from modelops.devcluster.cluster import Cluster, kubeconfig_path
+from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Kubectl:
+    """kubectl against the local cluster, in one namespace unless told otherwise."""
+
+    tools: Toolchain
+    namespace: str | None = None
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        ns = ["-n", self.namespace] if self.namespace else []
+        done = subprocess.run(
+            [str(self.tools.kubectl), f"--kubeconfig={kubeconfig_path()}", *ns, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{done.stderr}")
+        return done
+
+    def apply(self, manifest: dict | str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        return self.run("apply", "-f", "-", *extra, stdin=text, check=check)
+
+    def get(self, *args: str) -> dict:
+        return json.loads(self.run("get", *args, "-o", "json").stdout)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Toolchain]:
+    """The local control plane; stopped at the end only if this session started it."""
+    tools = ensure_toolchain()
+    local = Cluster()
+    started = not local.running()
+    local.up()
+    yield tools
+    if started:
+        local.down()
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Toolchain) -> Path:
+    """Our CRDs, installed from crds/ and Established."""
+    kubectl = Kubectl(cluster)
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    return ROOT / "crds"
+
+
+@pytest.fixture
+def namespace(cluster: Toolchain, crds: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards."""
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    kubectl = Kubectl(cluster)
+    kubectl.run("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def kubectl(cluster: Toolchain, namespace: str) -> Kubectl:
+    return Kubectl(cluster, namespace)
