@@ -25,10 +25,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 
-## lock: re-resolve requirements.lock from pyproject.toml (hashes, no index URLs)
+## lock: re-resolve the lock files from pyproject.toml (hashes, no index URLs); the image's has no dev tools
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock: | $(UV)
-	$(UV) pip compile -q pyproject.toml --extra runtime --extra dev --generate-hashes \
-		--python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+	$(UV) pip compile -q pyproject.toml --extra runtime --extra dev $(LOCK_FLAGS) -o requirements.lock
+	$(UV) pip compile -q pyproject.toml --extra runtime $(LOCK_FLAGS) -o requirements-image.lock
 
 ## crds: regenerate crds/ from the API models
 crds: install

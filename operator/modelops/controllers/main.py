@@ -14,6 +14,7 @@ OPERATOR_INFO = prometheus_client.Info("modelops_operator", "The running ModelOp
 
 def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, standalone: bool) -> None:
     """Run until interrupted; watches every namespace unless some are given."""
+    kopf.configure(verbose=False)  # Kopf's own log format, as `kopf run` sets it up
     OPERATOR_INFO.info({"version": __version__})
     if metrics_port:
         prometheus_client.start_http_server(metrics_port)

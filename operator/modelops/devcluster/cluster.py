@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -101,12 +102,9 @@ class Cluster:
     # -- queries -------------------------------------------------------------------------------------------
 
     def _client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=State.load().server,  # type: ignore[union-attr]
-            verify=str(self.pki_dir / "ca.crt"),
-            cert=(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key")),
-            timeout=5,
-        )
+        tls = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+        tls.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
+        return httpx.Client(base_url=State.load().server, verify=tls, timeout=5)  # type: ignore[union-attr]
 
     def api_ready(self) -> bool:
         if State.load() is None:

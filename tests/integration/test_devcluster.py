@@ -1,0 +1,87 @@
+"""The local control plane behaves like a cluster: pods get scheduled, Deployments run, Jobs complete;
+`up` is idempotent and `down` leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from modelops.devcluster import cluster as devcluster
+from modelops.devcluster.toolchain import Toolchain
+from tests.integration.conftest import Kubectl
+
+
+def _wait_for(kubectl: Kubectl, jsonpath: str, expected: str, *args: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    value = ""
+    while time.monotonic() < deadline:
+        value = kubectl.run("get", *args, "-o", f"jsonpath={jsonpath}", check=False).stdout
+        if value == expected:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{args} {jsonpath} is {value!r}, not {expected!r}")
+
+
+def test_server_version_is_the_pinned_one(kubectl: Kubectl) -> None:
+    assert "Server Version: v1.34.4" in kubectl.run("version").stdout
+
+
+def test_deployment_gets_running_pods(kubectl: Kubectl) -> None:
+    kubectl.run("create", "deployment", "web", "--image=nginx", "--replicas=2")
+    _wait_for(kubectl, "{.status.readyReplicas}", "2", "deployment", "web")
+    pods = kubectl.get("pods", "-l", "app=web")["items"]
+    assert {p["status"]["phase"] for p in pods} == {"Running"}
+    assert {p["spec"]["nodeName"] for p in pods} == {devcluster.NODE_NAME}
+
+
+def test_job_completes(kubectl: Kubectl) -> None:
+    kubectl.run("create", "job", "hello", "--image=busybox", "--", "true")
+    _wait_for(kubectl, "{.status.succeeded}", "1", "job", "hello")
+
+
+def test_rbac_is_enforced(kubectl: Kubectl) -> None:
+    nobody = kubectl.run("auth", "can-i", "list", "pods", "--as=nobody", check=False)
+    assert nobody.stdout.strip() == "no"
+
+
+@pytest.fixture
+def second_cluster(cluster: Toolchain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> devcluster.Cluster:
+    """Another control plane in its own state directory, so the session's cluster is left alone."""
+    monkeypatch.setenv("MODELOPS_CLUSTER_DIR", str(tmp_path / "cluster"))
+    return devcluster.Cluster(log=lambda _: None)
+
+
+def test_up_is_idempotent_and_down_leaves_nothing(second_cluster: devcluster.Cluster) -> None:
+    second_cluster.up()
+    first = devcluster.State.load()
+    assert first is not None and second_cluster.running()
+    second_cluster.up()
+    assert devcluster.State.load() == first, "a second `up` restarted the cluster"
+    second_cluster.down()
+    assert not second_cluster.running()
+    for pid in first.pids.values():
+        assert not Path(f"/proc/{pid}").exists() or not _is_running(pid), f"process {pid} survived `down`"
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_status_command_reports_the_cluster(cluster: Toolchain) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "modelops.cli", "cluster", "status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert done.returncode == 0
+    assert "kube-apiserver" in done.stderr and "ready" in done.stderr
