@@ -1,0 +1,69 @@
+"""Baseline statistics of the training data: the bins the server counts live traffic on, for drift.
+
+Numeric features get quantile bins given as Prometheus-style upper bounds (`le`), the last bin open
+(+Inf); categorical ones get their most frequent categories plus `__other__`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+NUMERIC_BINS = 10
+TOP_CATEGORIES = 20
+OTHER = "__other__"
+NUMERIC_TYPES = ("number", "integer")
+
+
+def feature_type(values: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(values):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(values):
+        return "integer"
+    if pd.api.types.is_numeric_dtype(values):
+        return "number"
+    return "category"
+
+
+def numeric_edges(values: np.ndarray, bins: int = NUMERIC_BINS) -> list[float]:
+    """Interior upper bounds at the quantiles, deduplicated (a discrete feature gets fewer bins)."""
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return []
+    inner = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    return [float(e) for e in np.unique(inner)]
+
+
+def numeric_counts(values: np.ndarray, edges: list[float]) -> list[int]:
+    """Counts per bin: bin i holds edges[i-1] < x <= edges[i]; the last bin is x > edges[-1]."""
+    values = values[~np.isnan(values)]
+    index = np.searchsorted(np.asarray(edges), values, side="left")
+    return np.bincount(index, minlength=len(edges) + 1).astype(int).tolist()
+
+
+def summarize(name: str, values: pd.Series, kind: str) -> dict[str, Any]:
+    if kind in NUMERIC_TYPES:
+        array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        edges = numeric_edges(array)
+        return {"name": name, "kind": "numeric", "edges": edges, "counts": numeric_counts(array, edges)}
+    text = values.dropna().astype(str)
+    frequencies = text.value_counts()
+    top = frequencies.head(TOP_CATEGORIES)
+    return {
+        "name": name,
+        "kind": "categorical",
+        "categories": [str(c) for c in top.index],
+        "counts": [int(c) for c in top.to_numpy()] + [int(frequencies.iloc[TOP_CATEGORIES:].sum())],
+        "other": OTHER,
+    }
+
+
+def baseline(features: pd.DataFrame, types: dict[str, str], predictions: np.ndarray, task: str) -> dict[str, Any]:
+    prediction_kind = "category" if task == "classification" else "number"
+    return {
+        "rows": len(features),
+        "features": [summarize(c, features[c], types[c]) for c in features.columns],
+        "prediction": summarize("prediction", pd.Series(predictions), prediction_kind),
+    }

@@ -1,0 +1,92 @@
+"""What the operator hands the trainer, and what the trainer hands back.
+
+Light on purpose (pydantic only): the operator imports it to build a Job, the trainer to read it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+CONFIG_ENV = "MODELOPS_TRAIN_CONFIG"
+SALT_ENV = "MODELOPS_PRIVACY_SALT"
+TERMINATION_MESSAGE_LIMIT = 4096
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Column(_Wire):
+    name: str
+    type: Literal["number", "integer", "boolean", "category", "string"]
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed_values: list[str] | None = None
+    max_null_fraction: float = 0.0
+
+
+class Threshold(_Wire):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+
+class TrainConfig(_Wire):
+    """Everything the trainer needs, derived from a ModelBuild's spec."""
+
+    build: str
+    model: str
+    task: Literal["classification", "regression"]
+    dataset_uri: str
+    dataset_format: Literal["csv", "parquet"] | None = None
+    target: str
+    columns: list[Column] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)
+    hash: list[str] = Field(default_factory=list)
+    estimator: str | None = None
+    function: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    test_size: float = 0.2
+    random_seed: int = 42
+    metrics: list[str] | None = None
+    artifacts_uri: str
+
+
+class Feature(_Wire):
+    name: str
+    type: Literal["number", "integer", "boolean", "category", "string"]
+
+
+class TrainResult(_Wire):
+    """The trainer's answer, written as JSON to the termination message (at most 4 KB)."""
+
+    ok: bool
+    error: str | None = None
+    artifact_uri: str | None = None
+    artifact_digest: str | None = None
+    baseline_uri: str | None = None
+    dataset_digest: str | None = None
+    metrics: dict[str, float] | None = None
+    rows: int | None = None
+    features: list[Feature] | None = None
+
+    def to_message(self) -> str:
+        """JSON that fits the termination message: the feature list goes first, then the error is shortened."""
+        result = self
+        text = result.model_dump_json(by_alias=True, exclude_none=True)
+        if len(text.encode()) > TERMINATION_MESSAGE_LIMIT and result.features:
+            result = result.model_copy(update={"features": None})
+            text = result.model_dump_json(by_alias=True, exclude_none=True)
+        if len(text.encode()) > TERMINATION_MESSAGE_LIMIT and result.error:
+            room = len(result.error) - (len(text.encode()) - TERMINATION_MESSAGE_LIMIT) - 16
+            result = result.model_copy(update={"error": result.error[: max(room, 0)] + " …"})
+            text = result.model_dump_json(by_alias=True, exclude_none=True)
+        return text
+
+    @classmethod
+    def from_message(cls, message: str) -> TrainResult:
+        return cls.model_validate(json.loads(message))
