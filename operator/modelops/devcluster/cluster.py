@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,9 @@ from .toolchain import Toolchain, cache_root, ensure_toolchain
 
 NODE_NAME = "kwok-node-0"
 SERVICE_CIDR = "10.96.0.0/16"
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "podrunner")
+#: Pods with this label run for real (see podrunner); kwok fakes every other pod.
+RUNTIME_LABEL = "modelops.io/runtime"
 
 
 class ClusterError(RuntimeError):
@@ -147,6 +150,7 @@ class Cluster:
             self._start(state, "kube-controller-manager", self._controller_manager_args(tools, certs))
             self._start(state, "kube-scheduler", self._scheduler_args(tools, certs))
             self._start(state, "kwok", self._kwok_args(tools))
+            self._start(state, "podrunner", self._podrunner_args())
             self._register_node(tools)
             self._wait(deadline, lambda: self._node_ready(tools), f"node {NODE_NAME} (kwok)")
             self._wait(deadline, lambda: self._default_service_account(tools), "kube-controller-manager")
@@ -178,6 +182,7 @@ class Cluster:
             "controller-manager": ("system:kube-controller-manager", None),
             "scheduler": ("system:kube-scheduler", None),
             "kwok": ("kwok", "system:masters"),
+            "podrunner": ("modelops-podrunner", "system:masters"),
         }
         kubeconfigs = {}
         for stem, (cn, org) in clients.items():
@@ -255,15 +260,37 @@ class Cluster:
             "--v=1",
         ]
 
+    def _kwok_config(self, tools: Toolchain) -> Path:
+        """kwok's pod stages, each narrowed to pods without the runtime label (the pod runner runs those)."""
+        leave_alone = {"key": f'.metadata.labels["{RUNTIME_LABEL}"]', "operator": "DoesNotExist"}
+        stages = []
+        for path in sorted(tools.kwok_pod_stages.glob("*.yaml")):
+            stage = yaml.safe_load(path.read_text())
+            stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", []).append(leave_alone)
+            stages.append(stage)
+        path = self.dir / "kwok.yaml"
+        path.write_text(yaml.safe_dump_all(stages))
+        return path
+
     def _kwok_args(self, tools: Toolchain) -> list[str]:
         return [
             str(tools.kwok),
             f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
+            f"--config={self._kwok_config(tools)}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-ip=127.0.0.1",
             "--node-lease-duration-seconds=40",
             "--cidr=10.244.0.0/16",
+        ]
+
+    def _podrunner_args(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "modelops.devcluster.podrunner",
+            f"--kubeconfig={self.dir / 'podrunner.kubeconfig'}",
+            f"--state={self.dir}",
         ]
 
     def _start(self, state: State, name: str, args: list[str]) -> None:

@@ -43,6 +43,7 @@ class Toolchain:
     kubectl: Path
     etcd: Path
     kwok: Path
+    kwok_pod_stages: Path
     helm: Path
 
 
@@ -167,6 +168,19 @@ def _go_install(package: str, bin_dir: Path, log: Callable[[str], None]) -> None
         _run(["go", "install", "-trimpath", "-ldflags", "-s -w", package], Path(tmp), env)
 
 
+def _copy_kwok_pod_stages(target: Path) -> None:
+    """kwok's own "fast" pod stages, from its module source: the cluster narrows them to pods it may fake."""
+    env = _go_env()
+    module_cache = Path(_run(["go", "env", "GOMODCACHE"], Path.cwd(), env).strip())
+    source = module_cache / f"sigs.k8s.io/kwok@v{KWOK_VERSION}" / "kustomize" / "stage" / "pod" / "fast"
+    staging = target.with_suffix(".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for stage in sorted(source.glob("pod-*.yaml")):
+        shutil.copyfile(stage, staging / stage.name)
+    staging.rename(target)
+
+
 def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
     """Build whatever is missing, then return the paths of all binaries."""
     root = cache_root()
@@ -176,9 +190,12 @@ def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
     with _lock("kubernetes"):
         if not all((k8s_bin / c).exists() for c in (*KUBERNETES_COMMANDS, "etcd")):
             _build_kubernetes(k8s_bin, log)
+    kwok_stages = kwok_bin.parent / "pod-stages"
     with _lock("kwok"):
         if not (kwok_bin / "kwok").exists():
             _go_install(f"sigs.k8s.io/kwok/cmd/kwok@v{KWOK_VERSION}", kwok_bin, log)
+        if not kwok_stages.exists():
+            _copy_kwok_pod_stages(kwok_stages)
     with _lock("helm"):
         if not (helm_bin / "helm").exists():
             _go_install(f"helm.sh/helm/v3/cmd/helm@v{HELM_VERSION}", helm_bin, log)
@@ -189,5 +206,6 @@ def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
         kubectl=k8s_bin / "kubectl",
         etcd=k8s_bin / "etcd",
         kwok=kwok_bin / "kwok",
+        kwok_pod_stages=kwok_stages,
         helm=helm_bin / "helm",
     )
