@@ -363,8 +363,9 @@ class PodRunner:
                     self.core.delete_namespaced_pod(
                         pod.metadata.name,
                         pod.metadata.namespace,
-                        grace_period_seconds=0,
-                        body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+                        body=client.V1DeleteOptions(
+                            grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid)
+                        ),
                     )
             return
         if uid not in self.local and pod.spec.node_name and (pod.status.phase or "Pending") == "Pending":
