@@ -102,5 +102,13 @@ def run(
     run_operator(namespaces=namespace or [], liveness=liveness, metrics_port=metrics_port, standalone=standalone)
 
 
+@app.command()
+def train() -> None:
+    """Train a model (the command a ModelBuild's Job runs; its configuration comes from the environment)."""
+    from modelops.runtime.train import main
+
+    raise typer.Exit(main())
+
+
 if __name__ == "__main__":
     app()

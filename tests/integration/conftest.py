@@ -82,3 +82,87 @@ def namespace(cluster: Toolchain, crds: Path, request: pytest.FixtureRequest) ->
 @pytest.fixture
 def kubectl(cluster: Toolchain, namespace: str) -> Kubectl:
     return Kubectl(cluster, namespace)
+
+
+class Operator:
+    """`modelops run` as a subprocess, watching one namespace, so a test can kill and restart it."""
+
+    def __init__(self, namespace: str, log_path: Path) -> None:
+        from modelops.devcluster.cluster import free_port
+
+        self.namespace = namespace
+        self.log_path = log_path
+        self.health_port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import os
+        import sys
+        import time
+
+        import httpx
+
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig_path()), "MODELOPS_RUNTIME_IMAGE": "modelops:test"}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "modelops.cli",
+                    "run",
+                    "--namespace",
+                    self.namespace,
+                    "--liveness",
+                    f"http://127.0.0.1:{self.health_port}/healthz",
+                    "--metrics-port",
+                    "0",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"the operator exited:\n{self.log_path.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError("the operator did not become alive")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as when a node dies."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def operator(namespace: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Operator]:
+    running = Operator(namespace, tmp_path / "operator.log")
+    running.start()
+    yield running
+    running.stop()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print(running.log()[-5000:])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Keep each phase's report on the test item, so fixtures can print logs of failed tests."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -14,6 +14,8 @@ from pydantic.alias_generators import to_camel
 CONFIG_ENV = "MODELOPS_TRAIN_CONFIG"
 SALT_ENV = "MODELOPS_PRIVACY_SALT"
 TERMINATION_MESSAGE_LIMIT = 4096
+#: Exit code of a failure a retry cannot fix (bad data, bad parameters); any other non-zero code may be retried.
+USER_ERROR_EXIT_CODE = 2
 
 
 class _Wire(BaseModel):

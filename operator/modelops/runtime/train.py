@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import artifact, dataset, estimator, evaluation, privacy, validation
 from .baseline import baseline, feature_type
-from .contract import CONFIG_ENV, SALT_ENV, Feature, TrainConfig, TrainResult
+from .contract import CONFIG_ENV, SALT_ENV, USER_ERROR_EXIT_CODE, Feature, TrainConfig, TrainResult
 
 log = logging.getLogger("modelops.train")
 TERMINATION_LOG = "/dev/termination-log"
@@ -96,6 +96,7 @@ EXPECTED = (
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     termination = Path(os.environ.get("MODELOPS_TERMINATION_LOG", TERMINATION_LOG))
+    exit_code = USER_ERROR_EXIT_CODE
     try:
         config = TrainConfig.model_validate_json(os.environ[CONFIG_ENV])
         salt = os.environ.get(SALT_ENV, "").encode() or None
@@ -104,9 +105,10 @@ def main() -> int:
         result = TrainResult(ok=False, error=f"the trainer needs its configuration in ${CONFIG_ENV}")
     except EXPECTED as error:
         result = TrainResult(ok=False, error=str(error))
-    except Exception as error:  # an unexpected failure still reaches the build's status, by type only
+    except Exception as error:  # unexpected, maybe passing: reported by type only, and retried
         log.exception("training failed")
         result = TrainResult(ok=False, error=f"trainer crashed: {type(error).__name__}")
+        exit_code = 1
     message = result.to_message()
     try:
         termination.write_text(message)
@@ -114,7 +116,7 @@ def main() -> int:
         log.warning("cannot write the termination message to %s", termination)
     if not result.ok:
         log.error("%s", result.error)
-        return 1
+        return exit_code
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -56,8 +57,18 @@ Quantity = Annotated[
     ),
 ]
 
-#: A duration such as `30s`, `5m` or `1h30m`.
+#: A duration such as `30s`, `5m` or `1h30m` (Go's format, so CEL's `duration()` reads it too).
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$", max_length=32)]
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(value: str) -> float:
+    """`1h30m` → 5400.0."""
+    parts = re.findall(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"not a duration: {value!r}")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
 
 #: A DNS-1035 label short enough that `<name>-v<version>` and `<name>-canary` stay valid names.
 ModelName = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]

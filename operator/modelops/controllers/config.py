@@ -1,0 +1,10 @@
+"""Operator configuration from its environment (set by the Helm chart)."""
+
+from __future__ import annotations
+
+import os
+
+from modelops import __version__
+
+#: The image that runs the trainer and the server unless a resource names another.
+RUNTIME_IMAGE = os.environ.get("MODELOPS_RUNTIME_IMAGE", f"modelops:{__version__}")

@@ -1,0 +1,56 @@
+"""Names, labels and owner references every child carries."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from modelops.api.v1alpha1 import API_VERSION
+
+PART_OF = "modelops"
+MANAGED_BY = "modelops"
+MODEL_LABEL = "modelops.io/model"
+VERSION_LABEL = "modelops.io/version"
+BUILD_LABEL = "modelops.io/build"
+#: Pods with this label run the ModelOps runtime (`trainer` or `server`).
+RUNTIME_LABEL = "modelops.io/runtime"
+MAX_NAME = 63
+
+
+def child_name(base: str, suffix: str) -> str:
+    """`<base>-<suffix>`, deterministic and at most 63 characters (long bases get a hash instead of a tail)."""
+    name = f"{base}-{suffix}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    return f"{base[: MAX_NAME - len(suffix) - 10].rstrip('-')}-{digest}-{suffix}"
+
+
+def version_name(model: str, version: int) -> str:
+    return f"{model}-v{version}"
+
+
+def labels(*, model: str, instance: str, component: str, version: int | None = None) -> dict[str, str]:
+    out = {
+        "app.kubernetes.io/name": model,
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MODEL_LABEL: model,
+    }
+    if version is not None:
+        out["app.kubernetes.io/version"] = f"v{version}"
+        out[VERSION_LABEL] = str(version)
+    return out
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

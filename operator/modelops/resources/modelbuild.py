@@ -1,0 +1,266 @@
+"""A ModelBuild's children: the trainer's configuration and its Job."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from modelops.api.v1alpha1 import ModelBuild
+from modelops.api.v1alpha1.common import duration_seconds
+from modelops.runtime.contract import CONFIG_ENV, SALT_ENV, USER_ERROR_EXIT_CODE, Column, TrainConfig, TrainResult
+
+from . import meta, security
+
+TRAINER = "trainer"
+
+
+def job_name(build: ModelBuild) -> str:
+    return meta.child_name(build.metadata.name, "train")
+
+
+def train_config(build: ModelBuild) -> TrainConfig:
+    spec = build.spec
+    evaluation = spec.evaluation
+    return TrainConfig(
+        build=build.metadata.name,
+        model=spec.model,
+        task=spec.task,
+        dataset_uri=spec.dataset.uri,
+        dataset_format=spec.dataset.format,
+        target=spec.dataset.target,
+        columns=[Column.model_validate(c.model_dump()) for c in spec.dataset.columns or []],
+        drop=(spec.privacy and spec.privacy.drop) or [],
+        hash=(spec.privacy and spec.privacy.hash) or [],
+        estimator=spec.trainer.estimator.class_name if spec.trainer.estimator else None,
+        function=spec.trainer.function,
+        params=(spec.trainer.estimator.params if spec.trainer.estimator else spec.trainer.params) or {},
+        test_size=evaluation.test_size if evaluation else 0.2,
+        random_seed=evaluation.random_seed if evaluation else 42,
+        metrics=list(evaluation.metrics) if evaluation and evaluation.metrics else None,
+        artifacts_uri=spec.artifacts.uri,
+    )
+
+
+def trainer_image(build: ModelBuild, default_image: str) -> str:
+    return build.spec.trainer.image or default_image
+
+
+def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
+    """The Job that trains, with a deterministic name so a restarted operator finds it instead of adding one."""
+    spec = build.spec
+    trainer = spec.trainer
+    labels = meta.labels(model=spec.model, instance=build.metadata.name, component=TRAINER)
+    env: list[dict[str, Any]] = [
+        {"name": CONFIG_ENV, "value": train_config(build).model_dump_json(by_alias=True, exclude_none=True)},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
+        {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
+    ]
+    if spec.privacy and spec.privacy.salt_secret_ref:
+        ref = spec.privacy.salt_secret_ref
+        env.append({"name": SALT_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    container: dict[str, Any] = {
+        "name": TRAINER,
+        "image": trainer_image(build, default_image),
+        "command": ["modelops", "train"],
+        "env": env,
+        "securityContext": security.container_security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "terminationMessagePolicy": "File",
+    }
+    if spec.dataset.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": spec.dataset.credentials_secret}}]
+    if trainer.resources:
+        container["resources"] = trainer.resources.to_api()
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": security.pod_security_context(),
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    if trainer.service_account_name:
+        pod_spec["serviceAccountName"] = trainer.service_account_name
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(build),
+            "namespace": build.metadata.namespace,
+            "labels": labels,
+            "ownerReferences": [meta.owner_reference("ModelBuild", build.metadata.name, build.metadata.uid or "")],
+        },
+        "spec": {
+            "backoffLimit": trainer.retries,
+            "activeDeadlineSeconds": math.ceil(duration_seconds(trainer.active_deadline)),
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": TRAINER,
+                            "operator": "In",
+                            "values": [USER_ERROR_EXIT_CODE],
+                        },
+                    },
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                ]
+            },
+            "template": {
+                "metadata": {"labels": {**labels, meta.RUNTIME_LABEL: TRAINER}},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+# -- reading the Job back -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the training Job says about the build."""
+
+    phase: str
+    result: TrainResult | None = None
+    reason: str = ""
+    message: str = ""
+    started: str | None = None
+    finished: str | None = None
+
+
+def _job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next(
+        (c for c in job.get("status", {}).get("conditions") or [] if c["type"] == type_ and c["status"] == "True"),
+        None,
+    )
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any]:
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == TRAINER:
+            return status.get("state", {}).get("terminated") or {}
+    return {}
+
+
+def _result(pod: dict[str, Any]) -> TrainResult | None:
+    message = _terminated(pod).get("message")
+    if not message:
+        return None
+    try:
+        return TrainResult.from_message(message)
+    except ValueError:
+        return None
+
+
+def outcome(build: ModelBuild, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> Outcome:
+    """Phase, result and failure reason from the Job and its pods (newest pod first)."""
+    if job is None:
+        return Outcome("Pending")
+    status = job.get("status", {})
+    started, finished = status.get("startTime"), status.get("completionTime")
+    pods = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
+    if _job_condition(job, "Complete"):
+        result = next((r for r in map(_result, pods) if r and r.ok), None)
+        if result is None:
+            return Outcome("Failed", reason="ResultMissing", message="the trainer succeeded but left no result")
+        return Outcome("Succeeded", result=result, started=started, finished=finished)
+    failed = _job_condition(job, "Failed")
+    if failed:
+        finished = failed.get("lastTransitionTime")
+        for pod in pods:
+            terminated = _terminated(pod)
+            if terminated.get("reason") == "OOMKilled":
+                limit = (
+                    build.spec.trainer.resources and (build.spec.trainer.resources.limits or {}).get("memory")
+                ) or "?"
+                return Outcome(
+                    "Failed",
+                    reason="OOMKilled",
+                    message=f"the trainer ran out of memory (limit {limit}): raise spec.trainer.resources.limits.memory",
+                    started=started,
+                    finished=finished,
+                )
+            result = _result(pod)
+            if result and result.error:
+                reason = (
+                    "DataValidationFailed" if result.error.startswith("data validation failed") else "TrainingFailed"
+                )
+                return Outcome("Failed", reason=reason, message=result.error, started=started, finished=finished)
+        if failed.get("reason") == "DeadlineExceeded":
+            return Outcome(
+                "Failed",
+                reason="DeadlineExceeded",
+                message=f"training ran longer than spec.trainer.activeDeadline ({build.spec.trainer.active_deadline})",
+                started=started,
+                finished=finished,
+            )
+        return Outcome(
+            "Failed",
+            reason=failed.get("reason") or "JobFailed",
+            message=failed.get("message") or "the training Job failed",
+            started=started,
+            finished=finished,
+        )
+    if status.get("active") or started:
+        return Outcome("Running", started=started)
+    return Outcome("Pending")
+
+
+# -- the version it produces ---------------------------------------------------------------------------------
+
+
+def model_version(build: ModelBuild, result: TrainResult, number: int, default_image: str) -> dict[str, Any]:
+    """The ModelVersion record of a successful build.
+
+    It has no owner reference on purpose: a version is a record that must outlive the build that made it
+    (deleting or pruning a build must not delete what may be serving).
+    """
+    spec = build.spec
+    evaluation = spec.evaluation
+    estimator = spec.trainer.estimator.class_name if spec.trainer.estimator else spec.trainer.function
+    params = (spec.trainer.estimator.params if spec.trainer.estimator else spec.trainer.params) or {}
+    validation: dict[str, Any] = {
+        "autoApprove": bool(spec.approval and spec.approval.mode == "AutoWhenValidated"),
+        "allowedRegression": evaluation.allowed_regression if evaluation else 0.0,
+    }
+    if evaluation and evaluation.thresholds:
+        validation["thresholds"] = [t.to_api() for t in evaluation.thresholds]
+    primary = (evaluation and evaluation.primary_metric) or ("accuracy" if spec.task == "classification" else "r2")
+    validation["primaryMetric"] = primary
+    body: dict[str, Any] = {
+        "model": spec.model,
+        "version": number,
+        "task": spec.task,
+        "framework": "sklearn",
+        "artifact": {"uri": result.artifact_uri, "digest": result.artifact_digest},
+        "metrics": result.metrics or {},
+        "lineage": {
+            "build": build.metadata.name,
+            "datasetUri": spec.dataset.uri,
+            "datasetDigest": result.dataset_digest,
+            "trainerImage": trainer_image(build, default_image),
+            "estimator": estimator,
+            "parameters": params,
+        },
+        "validation": validation,
+        "approval": {"state": "Pending"},
+    }
+    if result.baseline_uri:
+        body["baselineUri"] = result.baseline_uri
+    if result.features:
+        body["features"] = [f.model_dump(by_alias=True) for f in result.features]
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {
+            "name": meta.version_name(spec.model, number),
+            "namespace": build.metadata.namespace,
+            "labels": {
+                **meta.labels(model=spec.model, instance=build.metadata.name, component="model", version=number),
+                meta.BUILD_LABEL: build.metadata.name,
+            },
+        },
+        "spec": body,
+    }

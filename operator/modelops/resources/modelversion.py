@@ -1,0 +1,85 @@
+"""A ModelVersion's checks and stage: thresholds, the champion, the approval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelops.api.v1alpha1 import ModelVersion
+from modelops.api.v1alpha1.modelversion import CheckResult
+from modelops.runtime.evaluation import LOWER_IS_BETTER
+
+
+def checks(version: ModelVersion, champion: ModelVersion | None) -> list[CheckResult]:
+    """Every bar the version must clear: its thresholds, then the champion on the primary metric."""
+    spec = version.spec
+    policy = spec.validation
+    results: list[CheckResult] = []
+    for bar in (policy.thresholds if policy else None) or []:
+        value = spec.metrics.get(bar.metric)
+        if value is None:
+            results.append(
+                CheckResult(name=f"threshold:{bar.metric}", passed=False, message=f"{bar.metric} was not measured")
+            )
+            continue
+        low_ok = bar.min is None or value >= bar.min
+        high_ok = bar.max is None or value <= bar.max
+        bounds = " and ".join(
+            part
+            for part in (bar.min is not None and f">= {bar.min:g}", bar.max is not None and f"<= {bar.max:g}")
+            if part
+        )
+        results.append(
+            CheckResult(
+                name=f"threshold:{bar.metric}",
+                passed=low_ok and high_ok,
+                message=f"{bar.metric} {value:.4g} {'meets' if low_ok and high_ok else 'misses'} {bounds}",
+            )
+        )
+    primary = policy.primary_metric if policy else None
+    if champion is not None and primary and primary in spec.metrics and primary in champion.spec.metrics:
+        ours, theirs = spec.metrics[primary], champion.spec.metrics[primary]
+        allowed = policy.allowed_regression if policy else 0.0
+        lower_better = primary in LOWER_IS_BETTER
+        passed = ours <= theirs + allowed if lower_better else ours >= theirs - allowed
+        results.append(
+            CheckResult(
+                name=f"champion:{primary}",
+                passed=passed,
+                message=f"{primary} {ours:.4g} vs champion {champion.metadata.name} {theirs:.4g} "
+                f"(allowed regression {allowed:g})",
+            )
+        )
+    return results
+
+
+@dataclass(frozen=True)
+class StageDecision:
+    stage: str
+    reason: str
+    message: str
+
+
+def stage(version: ModelVersion, results: list[CheckResult], current: str | None) -> StageDecision:
+    """Candidate → Validated → Approved | Rejected; an Archived version stays Archived."""
+    if current == "Archived":
+        return StageDecision("Archived", "Superseded", "a newer version of the model was approved")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        return StageDecision("Rejected", "ValidationFailed", "; ".join(r.message for r in failed))
+    approval = version.spec.approval
+    state = approval.state if approval else "Pending"
+    by = approval.by if approval else None
+    if state == "Rejected":
+        return StageDecision(
+            "Rejected", "RejectedByApprover", f"rejected by {by}: {approval.reason or 'no reason given'}"
+        )  # type: ignore[union-attr]
+    if state == "Approved":
+        return StageDecision(
+            "Approved", "ApprovedByApprover", f"approved by {by}" + (f": {approval.reason}" if approval.reason else "")
+        )  # type: ignore[union-attr]
+    if version.spec.validation and version.spec.validation.auto_approve:
+        return StageDecision(
+            "Approved", "AutoApproved", "validated, and the build's policy approves validated versions"
+        )
+    passed = ", ".join(r.message for r in results) or "no thresholds were set"
+    return StageDecision("Validated", "AwaitingApproval", f"validated ({passed}); waiting for spec.approval")
