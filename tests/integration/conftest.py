@@ -25,11 +25,16 @@ class Kubectl:
 
     tools: Toolchain
     namespace: str | None = None
+    identity: tuple[str, ...] = ()
+
+    def as_user(self, user: str, *groups: str) -> Kubectl:
+        """The same kubectl, impersonating a user (and groups) so RBAC and admission policies apply to them."""
+        return Kubectl(self.tools, self.namespace, (f"--as={user}", *(f"--as-group={g}" for g in groups)))
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         ns = ["-n", self.namespace] if self.namespace else []
         done = subprocess.run(
-            [str(self.tools.kubectl), f"--kubeconfig={kubeconfig_path()}", *ns, *args],
+            [str(self.tools.kubectl), f"--kubeconfig={kubeconfig_path()}", *self.identity, *ns, *args],
             input=stdin,
             capture_output=True,
             text=True,
@@ -59,12 +64,33 @@ def cluster() -> Iterator[Toolchain]:
         local.down()
 
 
+APPROVERS = "modelops-approvers"
+
+
 @pytest.fixture(scope="session")
 def crds(cluster: Toolchain) -> Path:
-    """Our CRDs, installed from crds/ and Established."""
+    """Our CRDs, installed from crds/ and Established, and the chart's approval policy and approver role."""
     kubectl = Kubectl(cluster)
     kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    approvals = subprocess.run(
+        [
+            str(cluster.helm),
+            "template",
+            "modelops",
+            str(ROOT / "charts" / "modelops"),
+            "--kube-version",
+            "1.34.4",
+            "--show-only",
+            "templates/approval-policy.yaml",
+            "--show-only",
+            "templates/approver-role.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=approvals)
     return ROOT / "crds"
 
 

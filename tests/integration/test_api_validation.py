@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.integration.conftest import Kubectl
+from tests.integration.conftest import APPROVERS, Kubectl
 
 EXAMPLES = {
     doc["kind"]: doc
@@ -222,7 +222,7 @@ def test_model_version_record_is_immutable(kubectl: Kubectl, field: str, patch: 
 def test_model_version_approval_can_change(kubectl: Kubectl) -> None:
     kubectl.apply(MODEL_VERSION)
     approve = {"spec": {"approval": {"state": "Approved", "by": "alice", "reason": "beats the champion"}}}
-    done = _patch(kubectl, "modelversion", "breast-cancer-v1", approve)
+    done = _patch(kubectl.as_user("alice", APPROVERS), "modelversion", "breast-cancer-v1", approve)
     assert done.returncode == 0, done.stderr
     assert kubectl.get("mv", "breast-cancer-v1")["spec"]["approval"]["by"] == "alice"
 
