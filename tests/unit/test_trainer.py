@@ -1,0 +1,175 @@
+"""The trainer as a real process: two bundled datasets, and a CSV with personal columns."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelops.runtime.contract import CONFIG_ENV, SALT_ENV, USER_ERROR_EXIT_CODE, TrainResult
+
+SALT = "pepper-for-tests"
+
+
+def run_trainer(tmp_path: Path, config: dict[str, Any], salt: str | None = None) -> tuple[int, TrainResult, str]:
+    """Run `modelops train` as the Job would, and return (exit code, result, everything it logged)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    termination = tmp_path / "termination-log"
+    env = {
+        **os.environ,
+        CONFIG_ENV: json.dumps({"build": "b1", "model": "m", "artifactsUri": f"file://{tmp_path}/artifacts", **config}),
+        "MODELOPS_TERMINATION_LOG": str(termination),
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
+    if salt:
+        env[SALT_ENV] = salt
+    done = subprocess.run(
+        [sys.executable, "-m", "modelops.cli", "train"], env=env, capture_output=True, text=True, timeout=300
+    )
+    return done.returncode, TrainResult.from_message(termination.read_text()), done.stdout + done.stderr
+
+
+def everything_written(tmp_path: Path) -> bytes:
+    """Every byte the trainer left behind: artifacts (and what the model archive holds), BentoML's store."""
+    blobs = []
+    for path in list(tmp_path.rglob("*")):
+        if path.suffix == ".bentomodel":
+            unpacked = path.with_suffix(".unpacked")
+            shutil.unpack_archive(path, unpacked, format="tar" if tarfile.is_tarfile(path) else "zip")
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            blobs.append(path.read_bytes())
+    return b"\n".join(blobs)
+
+
+def test_classification_on_a_bundled_dataset(tmp_path: Path) -> None:
+    code, result, _ = run_trainer(
+        tmp_path,
+        {
+            "task": "classification",
+            "datasetUri": "sklearn://breast_cancer",
+            "target": "target",
+            "estimator": "sklearn.ensemble.RandomForestClassifier",
+            "params": {"n_estimators": 30},
+        },
+    )
+    assert code == 0, result.error
+    assert result.metrics["accuracy"] > 0.9 and 0.9 < result.metrics["rocAuc"] <= 1.0
+    assert set(result.metrics) == {"accuracy", "precision", "recall", "f1", "rocAuc", "logLoss"}
+    assert result.rows == 569 and len(result.features) == 30
+    assert Path(result.artifact_uri.removeprefix("file://")).is_file()
+    baseline = json.loads(Path(result.baseline_uri.removeprefix("file://")).read_text())
+    radius = next(f for f in baseline["features"] if f["name"] == "mean radius")
+    assert radius["kind"] == "numeric" and sum(radius["counts"]) == 569
+    assert len(radius["counts"]) == len(radius["edges"]) + 1
+    assert baseline["prediction"]["kind"] == "categorical"
+
+
+def test_regression_on_a_bundled_dataset(tmp_path: Path) -> None:
+    code, result, _ = run_trainer(
+        tmp_path,
+        {
+            "task": "regression",
+            "datasetUri": "sklearn://diabetes",
+            "target": "target",
+            "estimator": "sklearn.linear_model.Ridge",
+            "params": {"alpha": 0.1},
+        },
+    )
+    assert code == 0, result.error
+    assert set(result.metrics) == {"r2", "mae", "rmse", "mape"}
+    assert 0.3 < result.metrics["r2"] < 0.7  # diabetes is a hard dataset; a linear model explains about half
+    assert result.metrics["rmse"] > result.metrics["mae"] > 0
+
+
+def customers(path: Path, rows: int = 400) -> Path:
+    rng = np.random.default_rng(7)
+    age = rng.integers(18, 90, rows)
+    income = rng.normal(50_000, 15_000, rows).round(2)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"CUST-{i:05d}" for i in range(rows)],
+            "email": [f"person{i}@example.org" for i in range(rows)],
+            "age": age,
+            "income": income,
+            "plan": rng.choice(["basic", "plus", "pro"], rows),
+            "churned": ((age < 30) ^ (income > 60_000)).astype(int),
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+PERSONAL = {
+    "task": "classification",
+    "target": "churned",
+    "drop": ["email"],
+    "hash": ["customer_id"],
+    "estimator": "sklearn.tree.DecisionTreeClassifier",
+    "params": {"max_depth": 4},
+    "columns": [
+        {"name": "age", "type": "integer", "minimum": 18, "maximum": 120},
+        {"name": "plan", "type": "category", "allowedValues": ["basic", "plus", "pro"]},
+    ],
+}
+
+
+def test_personal_data_never_leaves_the_trainer(tmp_path: Path) -> None:
+    data = customers(tmp_path.parent / f"{tmp_path.name}-customers.csv")
+    code, result, logged = run_trainer(tmp_path, {**PERSONAL, "datasetUri": f"file://{data}"}, salt=SALT)
+    assert code == 0, result.error
+    written = everything_written(tmp_path) + logged.encode() + result.to_message().encode()
+    assert b"@example.org" not in written, "an e-mail address leaked"
+    assert b"CUST-0" not in written, "a raw customer id leaked"
+    assert SALT.encode() not in written, "the salt leaked"
+    assert "email" not in {f.name for f in result.features}
+    assert "customer_id" in {f.name for f in result.features}, "hashed ids stay usable (joinable)"
+    baseline = json.loads(Path(result.baseline_uri.removeprefix("file://")).read_text())
+    ids = next(f for f in baseline["features"] if f["name"] == "customer_id")
+    assert all(len(c) == 64 and int(c, 16) >= 0 for c in ids["categories"]), "ids are stored as HMAC-SHA256 hex"
+
+
+def test_hashing_without_a_salt_is_refused(tmp_path: Path) -> None:
+    data = customers(tmp_path / "customers.csv")
+    code, result, _ = run_trainer(tmp_path / "out", {**PERSONAL, "datasetUri": f"file://{data}"})
+    assert code == USER_ERROR_EXIT_CODE
+    assert "privacy.saltSecretRef" in result.error
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        ({"name": "age", "type": "integer", "minimum": 18, "maximum": 60}, "column 'age': "),
+        ({"name": "plan", "type": "category", "allowedValues": ["basic"]}, "column 'plan': "),
+        ({"name": "missing", "type": "number"}, "column 'missing': declared but not in the dataset"),
+    ],
+)
+def test_a_broken_rule_fails_naming_the_column(tmp_path: Path, column: dict, expected: str) -> None:
+    data = customers(tmp_path / "customers.csv")
+    config = {**PERSONAL, "datasetUri": f"file://{data}", "columns": [column]}
+    code, result, logged = run_trainer(tmp_path / "out", config, salt=SALT)
+    assert code == USER_ERROR_EXIT_CODE
+    assert result.error.startswith("data validation failed") and expected in result.error
+    assert "@example.org" not in logged + result.error
+
+
+def test_result_fits_the_termination_message() -> None:
+    from modelops.runtime.contract import Feature
+
+    wide = TrainResult(
+        ok=True, metrics={"accuracy": 1.0}, features=[Feature(name=f"f{i:04d}", type="number") for i in range(500)]
+    )
+    message = wide.to_message()
+    assert len(message.encode()) <= 4096 and json.loads(message)["metrics"] == {"accuracy": 1.0}
+    long_error = TrainResult(ok=False, error="x" * 10_000).to_message()
+    assert len(long_error.encode()) <= 4096
