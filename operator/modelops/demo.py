@@ -1,4 +1,8 @@
-"""`make demo`: a local cluster, the CRDs, the operator, the examples — and what happened."""
+"""`make demo`: from nothing to a trained, validated and approved model version on a local cluster.
+
+It starts the local control plane, installs the API, runs the operator from this checkout, applies
+examples/, follows the build, approves the version as a member of the approvers group, and shows lineage.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,25 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.panel import Panel
 
-from modelops.devcluster.cluster import Cluster, kubeconfig_path, state_dir
+from modelops.devcluster.cluster import Cluster, free_port, kubeconfig_path, state_dir
+from modelops.devcluster.install import install_api
 from modelops.devcluster.toolchain import ensure_toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "modelops-demo"
-LIVENESS = "http://127.0.0.1:18080/healthz"
-console = Console()
+APPROVER = ("--as=dana", "--as-group=modelops-approvers")
+console = Console(soft_wrap=True)
 
 
 def step(message: str) -> None:
-    console.print(f"[bold cyan]▶[/] {message}")
+    console.print(f"\n[bold cyan]▶[/] [bold]{message}[/]")
 
 
 def show(output: str) -> None:
@@ -31,12 +37,25 @@ def show(output: str) -> None:
     console.print(output.rstrip(), soft_wrap=True, markup=False, highlight=False)
 
 
+def wait_for(check: Callable[[], str | None], what: str, timeout: float = 300) -> str:
+    """Poll until `check` returns a value, printing each new value it reports along the way."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        value = check()
+        if value and value != last:
+            console.print(f"  {what}: [green]{value}[/]")
+            last = value
+        if value and value.split(" ")[0] in ("Succeeded", "Failed", "Validated", "Approved", "Rejected"):
+            return value
+        time.sleep(1)
+    raise SystemExit(f"{what} did not settle in {timeout:.0f}s")
+
+
 def main() -> int:
-    say = lambda m: console.print(f"  {m}")  # noqa: E731
-    cluster = Cluster(log=say)
-    step("local control plane")
+    cluster = Cluster(log=lambda m: console.print(f"  {m}"))
+    step("1. local Kubernetes control plane (no Docker)")
     cluster.up()
-    tools = ensure_toolchain(say)
+    tools = ensure_toolchain(lambda m: console.print(f"  {m}"))
 
     def kubectl(*args: str, stdin: str | None = None) -> str:
         done = cluster.kubectl(tools, *args, stdin=stdin)
@@ -44,48 +63,113 @@ def main() -> int:
             raise SystemExit(f"kubectl {' '.join(args)} failed: {done.stderr}")
         return done.stdout
 
-    step("CRDs")
-    show(kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    def field(kind: str, name: str, path: str) -> str | None:
+        done = cluster.kubectl(tools, "get", kind, name, "-n", NAMESPACE, "-o", f"jsonpath={path}")
+        return done.stdout.strip() or None if done.returncode == 0 else None
 
-    step("operator")
+    step("2. the ModelOps API: CRDs, approval policy, approver role")
+    show(install_api(tools, ROOT / "crds", ROOT / "charts" / "modelops"))
+
+    step("3. the operator")
+    health = f"http://127.0.0.1:{free_port()}/healthz"
     log_path = state_dir() / "logs" / "operator.log"
     with open(log_path, "ab") as log:
         operator = subprocess.Popen(
-            [sys.executable, "-m", "modelops.cli", "run", "--liveness", LIVENESS, "--metrics-port", "19090"],
+            [sys.executable, "-m", "modelops.cli", "run", "--liveness", health, "--metrics-port", "0"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "KUBECONFIG": str(kubeconfig_path())},
         )
     try:
-        _wait_alive(operator)
-        console.print(f"  running (pid {operator.pid}), liveness {LIVENESS}, metrics :19090, log {log_path}")
+        _wait_alive(operator, health)
+        console.print(f"  running (pid {operator.pid}); its log: {log_path}")
 
-        step(f"examples, in namespace {NAMESPACE}")
-        kubectl(
-            "apply",
-            "-f",
-            "-",
-            stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
-        )
+        step(f"4. a fresh namespace {NAMESPACE}, and the examples")
+        cluster.kubectl(tools, "delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+        kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
         show(kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples")))
-        time.sleep(3)
 
-        step("what the cluster shows")
-        show(kubectl("get", "modelops", "-n", NAMESPACE))
+        step("5. the build: a real training run, in a Job whose pod runs on this machine")
+        build = wait_for(
+            lambda: " ".join(
+                filter(
+                    None,
+                    [
+                        field("mb", "breast-cancer-1", "{.status.phase}"),
+                        field("mb", "breast-cancer-1", "{.status.failureReason}"),
+                    ],
+                )
+            ),
+            "ModelBuild breast-cancer-1",
+        )
+        if not build.startswith("Succeeded"):
+            show(kubectl("get", "mb", "breast-cancer-1", "-n", NAMESPACE, "-o", "jsonpath={.status.conditions}"))
+            raise SystemExit("the build failed")
+        version = field("mb", "breast-cancer-1", "{.status.modelVersion}") or ""
+        show(kubectl("get", "mb,mv", "-n", NAMESPACE, "-o", "wide"))
+
+        step(f"6. validation of {version} against its thresholds and the champion")
+        wait_for(lambda: field("mv", version, "{.status.stage}"), f"ModelVersion {version}")
+        for check in json.loads(field("mv", version, "{.status.checks}") or "[]"):
+            console.print(f"  {'✔' if check['passed'] else '✘'} {check['message']}")
+
+        step("7. approval, by dana of the approvers group (anyone else is refused by the API server)")
+        refused = cluster.kubectl(
+            tools,
+            "--as=mallory",
+            "patch",
+            "mv",
+            version,
+            "-n",
+            NAMESPACE,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"approval": {"state": "Approved", "by": "mallory"}}}),
+        )
+        console.print(f"  mallory: [red]{refused.stderr.strip().splitlines()[-1]}[/]")
+        approval = {"spec": {"approval": {"state": "Approved", "by": "dana", "reason": "metrics reviewed"}}}
+        kubectl(*APPROVER, "patch", "mv", version, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(approval))
+        wait_for(lambda: field("mv", version, "{.status.stage}"), f"ModelVersion {version}")
+
+        step("8. lineage: what was trained, from what, approved by whom")
+        lineage = json.loads(kubectl("get", "mv", version, "-n", NAMESPACE, "-o", "json"))
+        spec, status = lineage["spec"], lineage["status"]
+        for label, value in (
+            ("artifact", f"{spec['artifact']['uri']} ({spec['artifact']['digest'][:19]}…)"),
+            ("dataset", f"{spec['lineage']['datasetUri']} ({spec['lineage']['datasetDigest'][:19]}…)"),
+            (
+                "trainer",
+                f"{spec['lineage']['trainerImage']}, {spec['lineage']['estimator']} {spec['lineage']['parameters']}",
+            ),
+            ("metrics", ", ".join(f"{k}={v:.3f}" for k, v in spec["metrics"].items())),
+            ("approved", f"by {status.get('approvedBy')} at {status.get('approvedAt')}"),
+        ):
+            console.print(f"  {label:<9} {value}")
+        step("9. events")
+        show(
+            kubectl(
+                "get",
+                "events",
+                "-n",
+                NAMESPACE,
+                "--sort-by=.lastTimestamp",
+                "-o",
+                "custom-columns=OBJECT:.involvedObject.name,TYPE:.type,REASON:.reason,MESSAGE:.message",
+            )
+        )
     finally:
         operator.terminate()
         operator.wait(timeout=30)
 
     console.print(
         Panel.fit(
-            "The resources are stored and validated; the reconcilers that train, serve and monitor\n"
-            "them are being built (see the README's status).\n"
+            "Built, validated and approved. Serving (ModelDeployment) and monitoring (ModelMonitor) are\n"
+            "stored and validated but not reconciled yet: see the README's status.\n"
             "The local cluster is still running, so you can look around:\n"
             f"  export KUBECONFIG={kubeconfig_path()}\n"
             f"  export PATH={tools.kubectl.parent}:$PATH\n"
             f"  kubectl get modelops -n {NAMESPACE}\n"
-            "  kubectl explain modeldeployment.spec\n"
             "Stop it with: .venv/bin/modelops cluster down",
             title="ModelOps demo",
         )
@@ -93,13 +177,13 @@ def main() -> int:
     return 0
 
 
-def _wait_alive(operator: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_alive(operator: subprocess.Popen, health: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if operator.poll() is not None:
             raise SystemExit(f"the operator exited with {operator.returncode}: see its log")
         try:
-            if httpx.get(LIVENESS, timeout=2).status_code == 200:
+            if httpx.get(health, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

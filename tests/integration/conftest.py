@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from modelops.devcluster.cluster import Cluster, kubeconfig_path
+from modelops.devcluster.install import install_api
 from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
 from tests.conftest import ROOT
 
@@ -69,28 +70,8 @@ APPROVERS = "modelops-approvers"
 
 @pytest.fixture(scope="session")
 def crds(cluster: Toolchain) -> Path:
-    """Our CRDs, installed from crds/ and Established, and the chart's approval policy and approver role."""
-    kubectl = Kubectl(cluster)
-    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
-    approvals = subprocess.run(
-        [
-            str(cluster.helm),
-            "template",
-            "modelops",
-            str(ROOT / "charts" / "modelops"),
-            "--kube-version",
-            "1.34.4",
-            "--show-only",
-            "templates/approval-policy.yaml",
-            "--show-only",
-            "templates/approver-role.yaml",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=approvals)
+    """Our CRDs, Established, with the chart's approval policy and approver role."""
+    install_api(cluster, ROOT / "crds", ROOT / "charts" / "modelops")
     return ROOT / "crds"
 
 

@@ -1,0 +1,35 @@
+"""Put the ModelOps API on the local cluster: the CRDs, and the chart's approval policy and approver role
+(what `helm install` would add, without the operator Deployment, which runs from this checkout instead)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .cluster import ClusterError, kubeconfig_path
+from .toolchain import KUBERNETES_VERSION, Toolchain
+
+APPROVAL_TEMPLATES = ("templates/approval-policy.yaml", "templates/approver-role.yaml")
+
+
+def _kubectl(tools: Toolchain, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [str(tools.kubectl), f"--kubeconfig={kubeconfig_path()}", *args], input=stdin, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise ClusterError(f"kubectl {' '.join(args)} failed: {done.stderr}")
+    return done.stdout
+
+
+def install_api(tools: Toolchain, crds: Path, chart: Path) -> str:
+    """Apply (server-side, idempotent) and wait until the CRDs are Established; returns kubectl's report."""
+    report = _kubectl(tools, "apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    _kubectl(tools, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
+    show_only = [arg for template in APPROVAL_TEMPLATES for arg in ("--show-only", template)]
+    rendered = subprocess.run(
+        [str(tools.helm), "template", "modelops", str(chart), "--kube-version", KUBERNETES_VERSION, *show_only],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return report + _kubectl(tools, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=rendered)
