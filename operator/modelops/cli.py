@@ -110,5 +110,17 @@ def train() -> None:
     raise typer.Exit(main())
 
 
+@app.command()
+def serve(port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000) -> None:
+    """Serve a model version over HTTP (the command a ModelDeployment's pods run)."""
+    import os
+    import shutil
+    import sys
+
+    host = os.environ.get("MODELOPS_BIND_HOST", "0.0.0.0")
+    bentoml = shutil.which("bentoml") or str(Path(sys.executable).parent / "bentoml")
+    os.execv(bentoml, [bentoml, "serve", "modelops.runtime.serve:ModelServer", "--host", host, "--port", str(port)])
+
+
 if __name__ == "__main__":
     app()

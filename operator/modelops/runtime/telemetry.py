@@ -1,0 +1,109 @@
+"""What a serving pod exports: requests, errors by kind, latency, and live histograms of every feature and
+of the predictions on the baseline's own bins — aggregated counts only, never a request's values.
+
+Each feature's histogram is one label set of a single counter family, `bin` being the bin's upper bound
+(`le`-style, last `+Inf`) or the category: Prometheus histograms must share buckets within a family, and
+column names are not safe metric names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+OTHER = "__other__"
+MISSING = "__missing__"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def bin_label(edge: float) -> str:
+    """The label of a numeric bin's upper bound; the drift reader formats the baseline's edges the same way."""
+    return repr(float(edge))
+
+
+def numeric_bins(values: np.ndarray, edges: list[float]) -> dict[str, int]:
+    """Counts per bin label; missing values are counted apart."""
+    counts: dict[str, int] = {}
+    missing = int(np.isnan(values).sum())
+    if missing:
+        counts[MISSING] = missing
+    present = values[~np.isnan(values)]
+    index = np.searchsorted(np.asarray(edges, dtype=float), present, side="left")
+    labels = [bin_label(e) for e in edges] + ["+Inf"]
+    for i, n in zip(*np.unique(index, return_counts=True), strict=True):
+        counts[labels[i]] = int(n)
+    return counts
+
+
+def categorical_bins(values: pd.Series, categories: list[str]) -> dict[str, int]:
+    known = set(categories)
+    counts: dict[str, int] = {}
+    for value in values:
+        label = MISSING if pd.isna(value) else (str(value) if str(value) in known else OTHER)
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def histogram(values: Any, summary: dict[str, Any]) -> dict[str, int]:
+    """Counts of `values` on the bins of one baseline summary (numeric or categorical)."""
+    if summary["kind"] == "numeric":
+        return numeric_bins(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float), summary["edges"])
+    return categorical_bins(pd.Series(values), summary["categories"])
+
+
+class Telemetry:
+    """The service's Prometheus metrics (through BentoML's metrics API, so they join its /metrics)."""
+
+    def __init__(self, baseline: dict[str, Any], model: str, version: str) -> None:
+        import bentoml
+
+        self.labels = {"model": model, "version": version}
+        self.baseline = {f["name"]: f for f in baseline["features"]}
+        self.prediction_summary = baseline["prediction"]
+        names = ["model", "version"]
+        self.requests = bentoml.metrics.Counter(
+            name="modelops_requests", documentation="Prediction requests.", labelnames=names
+        )
+        self.records = bentoml.metrics.Counter(
+            name="modelops_records", documentation="Records predicted.", labelnames=names
+        )
+        self.errors = bentoml.metrics.Counter(
+            name="modelops_request_errors",
+            documentation="Failed prediction requests, by kind (bad_input, model_error).",
+            labelnames=[*names, "kind"],
+        )
+        self.latency = bentoml.metrics.Histogram(
+            name="modelops_request_latency_seconds",
+            documentation="Prediction latency.",
+            labelnames=names,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.features = bentoml.metrics.Counter(
+            name="modelops_feature_observations",
+            documentation="Live values of each feature, counted on the training baseline's bins.",
+            labelnames=[*names, "feature", "bin"],
+        )
+        self.predictions = bentoml.metrics.Counter(
+            name="modelops_prediction_observations",
+            documentation="Predictions, counted on the training baseline's bins.",
+            labelnames=[*names, "bin"],
+        )
+
+    def request(self, seconds: float, records: int) -> None:
+        self.requests.labels(**self.labels).inc()
+        self.records.labels(**self.labels).inc(records)
+        self.latency.labels(**self.labels).observe(seconds)
+
+    def error(self, kind: str, seconds: float) -> None:
+        self.requests.labels(**self.labels).inc()
+        self.errors.labels(**self.labels, kind=kind).inc()
+        self.latency.labels(**self.labels).observe(seconds)
+
+    def observe(self, frame: pd.DataFrame, predictions: Any) -> None:
+        for name, summary in self.baseline.items():
+            for label, n in histogram(frame[name], summary).items():
+                self.features.labels(**self.labels, feature=name, bin=label).inc(n)
+        for label, n in histogram(predictions, self.prediction_summary).items():
+            self.predictions.labels(**self.labels, bin=label).inc(n)
