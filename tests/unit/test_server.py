@@ -1,0 +1,136 @@
+"""The serving runtime as a real process: the model's own predictions, 4xx on bad input, feature histograms
+on the baseline's edges in /metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from modelops.devcluster.cluster import free_port
+from modelops.runtime.telemetry import bin_label
+from tests.unit.test_trainer import run_trainer
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("model")
+    code, result, _ = run_trainer(
+        folder,
+        {
+            "task": "classification",
+            "datasetUri": "sklearn://breast_cancer",
+            "target": "target",
+            "estimator": "sklearn.ensemble.RandomForestClassifier",
+            "params": {"n_estimators": 20},
+        },
+    )
+    assert code == 0, result.error
+    return folder, result.model_dump(by_alias=True)
+
+
+@pytest.fixture(scope="module")
+def server(trained: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _, result = trained
+    port = free_port()
+    home = tmp_path_factory.mktemp("server")
+    env = {
+        **os.environ,
+        "MODELOPS_MODEL_URI": result["artifactUri"],
+        "MODELOPS_MODEL_DIGEST": result["artifactDigest"],
+        "MODELOPS_MODEL": "cancer",
+        "MODELOPS_MODEL_VERSION": "7",
+        "MODELOPS_BIND_HOST": "127.0.0.1",
+        "BENTOML_HOME": str(home / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
+    with open(home / "log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelops.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (home / "log").read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    yield url
+    os.killpg(process.pid, 15)
+    process.wait(timeout=30)
+
+
+def test_predictions_equal_the_models_own(trained: tuple[Path, dict], server: str, tmp_path: Path) -> None:
+    import bentoml
+
+    frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).sample(50, random_state=1)
+    answer = httpx.post(f"{server}/predict", json={"records": frame.to_dict(orient="records")}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model"] == "cancer" and body["version"] == "7"
+
+    os.environ["BENTOML_HOME"] = str(tmp_path / "bentoml")
+    local = bentoml.models.import_model(trained[1]["artifactUri"].removeprefix("file://"))
+    own = bentoml.sklearn.load_model(local)
+    assert body["predictions"] == own.predict(frame).tolist()
+    assert len(body["probabilities"]) == 50
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"records": [{"mean radius": 1.0}]}, "record 0: missing feature(s) 'mean texture'"),
+        ({"records": []}, "records: send at least one record"),
+        ({"records": "not a list"}, ""),
+    ],
+)
+def test_bad_input_is_a_4xx_that_says_what_is_wrong(server: str, payload: dict, expected: str) -> None:
+    answer = httpx.post(f"{server}/predict", json=payload, timeout=30)
+    assert 400 <= answer.status_code < 500
+    assert expected in answer.text
+
+
+def test_wrong_types_and_unknown_features_are_named(server: str) -> None:
+    record = dict.fromkeys(load_breast_cancer().feature_names, 1.0)
+    record["mean radius"] = "large"
+    record["favourite colour"] = "blue"
+    answer = httpx.post(f"{server}/predict", json={"records": [record]}, timeout=30)
+    assert answer.status_code == 400
+    assert "feature 'mean radius' must be a number" in answer.text
+    assert "unknown feature(s) 'favourite colour'" in answer.text
+
+
+def test_metrics_hold_feature_histograms_on_the_baseline_edges(trained: tuple[Path, dict], server: str) -> None:
+    frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(100)
+    httpx.post(f"{server}/predict", json={"records": frame.to_dict(orient="records")}, timeout=30)
+    httpx.post(f"{server}/predict", json={"records": [{"mean radius": 1.0}]}, timeout=30)
+    baseline = json.loads(Path(trained[1]["baselineUri"].removeprefix("file://")).read_text())
+    radius = next(f for f in baseline["features"] if f["name"] == "mean radius")
+    text = httpx.get(f"{server}/metrics", timeout=10).text
+    lines = [line for line in text.splitlines() if line.startswith("modelops_feature_observations_total{")]
+    bins = {
+        line.split('bin="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if 'feature="mean radius"' in line
+    }
+    assert set(bins) <= {bin_label(e) for e in radius["edges"]} | {"+Inf"}
+    assert sum(bins.values()) >= 100
+    assert 'modelops_requests_total{model="cancer",version="7"}' in text
+    assert "modelops_request_latency_seconds_bucket" in text
+    assert 'modelops_request_errors_total{kind="bad_input",model="cancer",version="7"}' in text
+    assert "modelops_prediction_observations_total" in text
