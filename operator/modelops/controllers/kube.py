@@ -70,6 +70,15 @@ def create(manifest: dict[str, Any]) -> dict[str, Any] | None:
         raise
 
 
+def merge_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch that turns `previous` into `desired`: keys that went away become null."""
+    patch: dict[str, Any] = {key: None for key in previous if key not in desired}
+    for key, value in desired.items():
+        old = previous.get(key)
+        patch[key] = merge_patch(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
+    return patch
+
+
 def patch_status(api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
     """Merge-patch the status subresource (never spec or metadata)."""
     resource(api_version, kind).status.patch(
@@ -79,3 +88,12 @@ def patch_status(api_version: str, kind: str, namespace: str, name: str, status:
         content_type="application/merge-patch+json",
         field_manager=FIELD_MANAGER,
     )
+
+
+def delete(api_version: str, kind: str, namespace: str, name: str) -> None:
+    """Delete if present (foreground, so its pods go with it)."""
+    try:
+        resource(api_version, kind).delete(name=name, namespace=namespace, propagation_policy="Foreground")
+    except ApiException as error:
+        if error.status != 404:
+            raise

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
 from typing import Any
 
 import kopf
@@ -16,11 +14,10 @@ from modelops.runtime.contract import TrainResult
 
 from . import kube
 from .config import RUNTIME_IMAGE
+from .locks import object_lock
 
 KIND = "ModelBuild"
 FINAL = ("Succeeded", "Failed")
-#: One settle at a time per build: the create handler and the Job watcher may both wake for the same build.
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
 @kopf.on.resume(GROUP, VERSION, "modelbuilds")
@@ -47,7 +44,7 @@ def training_job_changed(body: kopf.Body, **_: Any) -> None:
 def settle(body: dict[str, Any]) -> None:
     build = ModelBuild.model_validate(body)
     namespace, name = build.metadata.namespace or "", build.metadata.name
-    with _locks[(namespace, name)]:
+    with object_lock(KIND, namespace, name):
         fresh = kube.get(API_VERSION, KIND, namespace, name)  # the status may have moved while we waited
         if fresh is None:
             return

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 CONFIG_ENV = "MODELOPS_TRAIN_CONFIG"
+MODEL_URI_ENV = "MODELOPS_MODEL_URI"
+MODEL_DIGEST_ENV = "MODELOPS_MODEL_DIGEST"
+MODEL_NAME_ENV = "MODELOPS_MODEL"
+MODEL_VERSION_ENV = "MODELOPS_MODEL_VERSION"
 SALT_ENV = "MODELOPS_PRIVACY_SALT"
 TERMINATION_MESSAGE_LIMIT = 4096
 #: Exit code of a failure a retry cannot fix (bad data, bad parameters); any other non-zero code may be retried.

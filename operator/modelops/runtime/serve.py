@@ -20,12 +20,9 @@ import pandas as pd
 import yaml
 from bentoml.exceptions import BadInput
 
+from .contract import MODEL_DIGEST_ENV, MODEL_NAME_ENV, MODEL_URI_ENV, MODEL_VERSION_ENV
 from .telemetry import Telemetry
 
-MODEL_URI_ENV = "MODELOPS_MODEL_URI"
-MODEL_DIGEST_ENV = "MODELOPS_MODEL_DIGEST"
-MODEL_NAME_ENV = "MODELOPS_MODEL"
-MODEL_VERSION_ENV = "MODELOPS_MODEL_VERSION"
 MAX_RECORDS = 10_000
 NUMERIC = ("number", "integer")
 

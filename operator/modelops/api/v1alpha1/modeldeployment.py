@@ -150,6 +150,14 @@ class Decision(ApiModel):
     time: datetime | None = Field(default=None, description="When.")
 
 
+class Measurement(ApiModel):
+    """The canary's measured health, over its life so far."""
+
+    requests: int = Field(description="Requests the canary pods answered.")
+    error_rate: float | None = Field(default=None, description="Share of failed requests.")
+    latency: float | None = Field(default=None, description="Latency at the analysis quantile, in seconds.")
+
+
 class RolloutStatus(ApiModel):
     """Where a rollout is."""
 
@@ -161,16 +169,18 @@ class RolloutStatus(ApiModel):
     canary_weight: int | None = Field(default=None, description="Percent of replicas on the canary.")
     stable_weight: int | None = Field(default=None, description="Percent of replicas on the stable version.")
     step_started: datetime | None = Field(default=None, description="When the current step began.")
-    last_decision: Decision | None = None
+    measurement: Measurement | None = Field(default=None, description="The canary's last measurement.")
+    last_decision: Decision | None = Field(default=None, description="The last decision and why.")
 
 
 class HistoryEntry(ApiModel):
     """One version served, and when."""
 
     version: str = Field(description="The ModelVersion.")
+    track: Literal["stable", "canary"] = Field(default="stable", description="Whether it served as stable or canary.")
     started: datetime = Field(description="When it started serving.")
     ended: datetime | None = Field(default=None, description="When it stopped; empty while it serves.")
-    end_reason: Literal["Replaced", "Promoted", "RolledBack", "Deleted"] | None = Field(
+    end_reason: Literal["Replaced", "Promoted", "RolledBack"] | None = Field(
         default=None, description="Why it stopped serving."
     )
 

@@ -1,0 +1,269 @@
+"""ModelDeployment: serve the selected version; roll a new one out by measured canary steps or rolling update;
+keep the history of what served when."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import kopf
+
+from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelVersion
+from modelops.resources import meta
+from modelops.resources import modeldeployment as children
+from modelops.resources.conditions import kstatus, now
+from modelops.resources.measure import serving_totals
+
+from . import kube
+from .config import RUNTIME_IMAGE
+from .locks import object_lock
+
+KIND = "ModelDeployment"
+SERVER_LABELS = {"app.kubernetes.io/component": children.SERVER, "app.kubernetes.io/managed-by": meta.MANAGED_BY}
+
+
+@kopf.index(GROUP, VERSION, "modeldeployments")
+def deployments_by_model(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
+    return {(namespace, spec.get("model", "")): name}
+
+
+@kopf.on.resume(GROUP, VERSION, "modeldeployments")
+@kopf.on.create(GROUP, VERSION, "modeldeployments")
+@kopf.on.update(GROUP, VERSION, "modeldeployments", field="spec")
+def deployment_changed(namespace: str, name: str, **_: Any) -> None:
+    reconcile(namespace, name)
+
+
+def _progressing(status: kopf.Status, **_: Any) -> bool:
+    return (status.get("rollout") or {}).get("phase") == "Progressing"
+
+
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=3, idle=0, when=_progressing)
+def canary_tick(namespace: str, name: str, **_: Any) -> None:
+    reconcile(namespace, name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=SERVER_LABELS)
+def server_changed(body: kopf.Body, **_: Any) -> None:
+    owner = next((o for o in body.metadata.get("ownerReferences", []) if o.get("kind") == KIND), None)
+    if owner:
+        reconcile(body.metadata.namespace, owner["name"])
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+def version_changed(body: kopf.Body, deployments_by_model: kopf.Index, **_: Any) -> None:
+    """A new approval (or archive) may change what a deployment that follows its model should serve."""
+    for name in deployments_by_model.get((body.metadata.namespace, body.spec.get("model", "")), []):
+        reconcile(body.metadata.namespace, name)
+
+
+def reconcile(namespace: str, name: str) -> None:
+    with object_lock(KIND, namespace, name):
+        body = kube.get(API_VERSION, KIND, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        _reconcile(body)
+
+
+def _reconcile(body: dict[str, Any]) -> None:
+    md = ModelDeployment.model_validate(body)
+    namespace = md.metadata.namespace or ""
+    versions = [
+        ModelVersion.model_validate(v)
+        for v in kube.list_(API_VERSION, "ModelVersion", namespace, {})
+        if v["spec"].get("model") == md.spec.model
+    ]
+    by_name = {v.metadata.name: v for v in versions}
+    selection = children.select_version(md, versions)
+    old = body.get("status") or {}
+    rollout: dict[str, Any] = dict(old.get("rollout") or {"phase": "Stable"})
+    history: list[dict[str, Any]] = list(old.get("history") or [])
+    stable = by_name.get(old.get("servingVersion") or "")
+    target = selection.version
+    canary: ModelVersion | None = None
+    said: list[tuple[str, str, str]] = []  # events: (type, reason, message)
+    when = now()
+
+    if stable is None and target is not None:
+        stable = target
+        history = children.history_start(history, target.metadata.name, "stable", when)
+        said.append(("Normal", "Serving", f"serving {target.metadata.name}"))
+    elif target is not None and stable is not None and target.metadata.name != stable.metadata.name:
+        if not md.spec.rollout or md.spec.rollout.strategy == "Rolling":
+            history = children.history_end(history, stable.metadata.name, "stable", "Replaced", when)
+            history = children.history_start(history, target.metadata.name, "stable", when)
+            said.append(("Normal", "RollingUpdate", f"{stable.metadata.name} → {target.metadata.name}"))
+            stable = target
+        elif not (rollout.get("phase") == "RolledBack" and rollout.get("canaryVersion") == target.metadata.name):
+            canary = target
+            if rollout.get("phase") != "Progressing" or rollout.get("canaryVersion") != target.metadata.name:
+                if rollout.get("phase") == "Progressing" and rollout.get("canaryVersion"):
+                    history = children.history_end(history, rollout["canaryVersion"], "canary", "Replaced", when)
+                rollout = {
+                    "phase": "Progressing",
+                    "canaryVersion": target.metadata.name,
+                    "step": 0,
+                    "stepStarted": when,
+                }
+                history = children.history_start(history, target.metadata.name, "canary", when)
+                decision = f"canary {target.metadata.name} started beside {stable.metadata.name}"
+                rollout["lastDecision"] = {"action": "Start", "reason": decision, "time": when}
+                said.append(("Normal", "CanaryStarted", decision))
+    if canary is None and rollout.get("phase") == "Progressing":  # the target moved away from the canary
+        history = children.history_end(history, rollout["canaryVersion"], "canary", "Replaced", when)
+        rollout = {"phase": "Stable"}
+
+    if canary is not None and stable is not None:
+        stable, canary, rollout, history = _analyse(md, stable, canary, rollout, history, said)
+
+    total = children.desired_replicas(md)
+    autoscaled = md.spec.autoscaling is not None
+    if stable is not None:
+        if canary is not None:
+            weight = md.spec.rollout.canary.steps[rollout["step"]].weight  # type: ignore[union-attr]
+            stable_replicas, canary_replicas = children.split(total, weight)
+            rollout["canaryWeight"] = round(100 * canary_replicas / (stable_replicas + canary_replicas))
+            rollout["stableWeight"] = 100 - rollout["canaryWeight"]
+            kube.apply(children.server_deployment(md, canary, "canary", canary_replicas, RUNTIME_IMAGE))
+        else:
+            stable_replicas = None if autoscaled else total
+            kube.delete("apps/v1", "Deployment", namespace, children.deployment_name(md, "canary"))
+            rollout.pop("canaryWeight", None)
+            rollout.pop("stableWeight", None)
+        kube.apply(children.service(md))
+        kube.apply(children.server_deployment(md, stable, "stable", stable_replicas, RUNTIME_IMAGE))
+        hpa = children.autoscaler(md)
+        if hpa:
+            kube.apply(hpa)
+        else:
+            kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, md.metadata.name)
+
+    status = _status(md, selection, stable, rollout, history, total)
+    if _changed(old, status):
+        previous = {k: v for k, v in old.items() if k != "kopf"}
+        kube.patch_status(API_VERSION, KIND, namespace, md.metadata.name, kube.merge_patch(previous, status))
+    for type_, reason, message in said:
+        kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def _analyse(
+    md: ModelDeployment,
+    stable: ModelVersion,
+    canary: ModelVersion,
+    rollout: dict[str, Any],
+    history: list[dict[str, Any]],
+    said: list[tuple[str, str, str]],
+) -> tuple[ModelVersion, ModelVersion | None, dict[str, Any], list[dict[str, Any]]]:
+    """Measure the canary and act on the verdict."""
+    namespace = md.metadata.namespace or ""
+    pods = kube.list_("v1", "Pod", namespace, {**children.server_labels(md), children.TRACK_LABEL: "canary"})
+    ready = [p for p in pods if _ready(p)]
+    port = md.spec.runtime.port if md.spec.runtime else 3000
+    totals = serving_totals([_scrape(p, port) for p in ready])
+    analysis = md.spec.rollout.canary.analysis  # type: ignore[union-attr]
+    latency = children.latency_quantile(totals.latency_buckets, analysis.latency_quantile)
+    rollout["measurement"] = {
+        "requests": int(totals.requests),
+        "errorRate": round(totals.errors / totals.requests, 4) if totals.requests else None,
+        "latency": round(latency, 4) if latency is not None else None,
+    }
+    started = dt.datetime.fromisoformat(rollout["stepStarted"].replace("Z", "+00:00"))
+    elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    verdict = children.judge(
+        md, rollout["step"], elapsed, totals.requests, totals.errors, latency, bool(ready), elapsed
+    )
+    when = now()
+    if verdict.action != "Wait" or (rollout.get("lastDecision") or {}).get("reason") != verdict.reason:
+        rollout["lastDecision"] = {"action": verdict.action, "reason": verdict.reason, "time": when}
+    name = canary.metadata.name
+    if verdict.action == "Advance":
+        rollout["step"] += 1
+        rollout["stepStarted"] = when
+        said.append(("Normal", "CanaryAdvanced", f"{name}: {verdict.reason}; step {rollout['step'] + 1}"))
+    elif verdict.action == "Promote":
+        history = children.history_end(history, name, "canary", "Promoted", when)
+        history = children.history_end(history, stable.metadata.name, "stable", "Replaced", when)
+        history = children.history_start(history, name, "stable", when)
+        said.append(("Normal", "CanaryPromoted", f"{name} promoted: {verdict.reason}"))
+        return canary, None, {"phase": "Stable", "lastDecision": rollout["lastDecision"]}, history
+    elif verdict.action == "RollBack":
+        history = children.history_end(history, name, "canary", "RolledBack", when)
+        said.append(("Warning", "CanaryRolledBack", f"{name} rolled back: {verdict.reason}"))
+        return stable, None, {**rollout, "phase": "RolledBack"}, history
+    return stable, canary, rollout, history
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def _scrape(pod: dict[str, Any], port: int) -> str:
+    try:
+        return httpx.get(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=3).text
+    except (httpx.HTTPError, KeyError):
+        return ""
+
+
+def _status(
+    md: ModelDeployment,
+    selection: children.Selection,
+    stable: ModelVersion | None,
+    rollout: dict[str, Any],
+    history: list[dict[str, Any]],
+    desired: int,
+) -> dict[str, Any]:
+    namespace = md.metadata.namespace or ""
+    replicas = ready = 0
+    for track in ("stable", "canary"):
+        child = kube.get("apps/v1", "Deployment", namespace, children.deployment_name(md, track))
+        if child:
+            replicas += (child.get("status") or {}).get("replicas") or 0
+            ready += (child.get("status") or {}).get("readyReplicas") or 0
+    generation = md.metadata.generation
+    conditions = [c.to_api() for c in (md.status.conditions if md.status else None) or []]
+    if stable is None:
+        conditions = kstatus(conditions, "Stalled", selection.reason, selection.message, generation)
+    elif rollout.get("phase") == "RolledBack":
+        reason = (rollout.get("lastDecision") or {}).get("reason", "")
+        message = f"canary {rollout.get('canaryVersion')} was rolled back ({reason}); serving {stable.metadata.name}"
+        conditions = kstatus(conditions, "Stalled", "RolledBack", message, generation)
+    elif selection.version is None:
+        message = f"{selection.message}; still serving {stable.metadata.name}"
+        conditions = kstatus(conditions, "Stalled", selection.reason, message, generation)
+    elif rollout.get("phase") == "Progressing":
+        reason = (rollout.get("lastDecision") or {}).get("reason", "canary in progress")
+        conditions = kstatus(conditions, "Reconciling", "CanaryProgressing", reason, generation)
+    elif ready < desired and md.spec.autoscaling is None:
+        conditions = kstatus(conditions, "Reconciling", "Scaling", f"{ready} of {desired} replicas ready", generation)
+    else:
+        conditions = kstatus(conditions, "Ready", "Serving", f"serving {stable.metadata.name}", generation)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "selector": children.selector_string(md),
+        "endpoint": children.endpoint(md),
+        "rollout": rollout,
+        "history": history,
+        "conditions": conditions,
+        "servingVersion": stable.metadata.name if stable else None,
+        "servingVersionNumber": stable.spec.version if stable else None,
+    }
+    return status
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether writing `new` changes anything a user would see (condition timestamps aside)."""
+
+    def comparable(status: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in status.items() if k not in ("conditions", "kopf") and v is not None}
+        out["conditions"] = sorted(
+            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"), c.get("observedGeneration"))
+            for c in status.get("conditions") or []
+        )
+        return out
+
+    return comparable(old) != comparable(new)

@@ -1,0 +1,289 @@
+"""A ModelDeployment's children and decisions: which version, the server Deployments (stable and canary)
+behind one Service, the autoscaler, and the canary's verdict from measurements."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
+from modelops.api.v1alpha1.common import duration_seconds
+from modelops.runtime import contract
+
+from . import meta, security
+
+SERVER = "server"
+TRACK_LABEL = "modelops.io/track"
+HTTP_PORT = 80
+
+
+# -- which version ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The version to serve, or why there is none."""
+
+    version: ModelVersion | None
+    reason: str
+    message: str
+
+
+def select_version(deployment: ModelDeployment, versions: list[ModelVersion]) -> Selection:
+    """The pinned version (Approved unless allowUnapproved), or the latest Approved version of the model."""
+    spec = deployment.spec
+    stage = {v.spec.version: (v.status.stage if v.status else None) for v in versions}
+    if spec.version is not None:
+        pinned = next((v for v in versions if v.spec.version == spec.version), None)
+        if pinned is None:
+            return Selection(None, "VersionNotFound", f"spec.version: {spec.model} has no version {spec.version}")
+        if stage[spec.version] != "Approved" and not spec.allow_unapproved:
+            return Selection(
+                None,
+                "VersionNotApproved",
+                f"spec.version: {pinned.metadata.name} is {stage[spec.version] or 'not validated yet'}, not Approved; "
+                "approve it, or set spec.allowUnapproved to serve it anyway",
+            )
+        return Selection(pinned, "VersionPinned", f"serving {pinned.metadata.name} (spec.version)")
+    approved = [v for v in versions if stage[v.spec.version] == "Approved"]
+    if not approved:
+        return Selection(None, "NoApprovedVersion", f"spec.model: {spec.model} has no Approved version yet")
+    latest = max(approved, key=lambda v: v.spec.version)
+    return Selection(latest, "LatestApproved", f"serving {latest.metadata.name}, the latest Approved version")
+
+
+# -- children --------------------------------------------------------------------------------------------
+
+
+def deployment_name(deployment: ModelDeployment, track: str) -> str:
+    name = deployment.metadata.name
+    return name if track == "stable" else meta.child_name(name, "canary")
+
+
+def server_labels(deployment: ModelDeployment) -> dict[str, str]:
+    """What the Service selects: every server pod of this ModelDeployment, stable or canary."""
+    return {"app.kubernetes.io/instance": deployment.metadata.name, "app.kubernetes.io/component": SERVER}
+
+
+def selector_string(deployment: ModelDeployment) -> str:
+    return ",".join(f"{k}={v}" for k, v in server_labels(deployment).items())
+
+
+def desired_replicas(deployment: ModelDeployment) -> int:
+    spec = deployment.spec
+    if spec.autoscaling:
+        return max(spec.autoscaling.min_replicas, spec.replicas or 0)
+    return 1 if spec.replicas is None else spec.replicas
+
+
+def split(total: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) replicas for a canary weight in percent; each side keeps at least one pod."""
+    canary = max(1, round(total * weight / 100))
+    return max(1, total - canary), canary
+
+
+def server_deployment(
+    deployment: ModelDeployment, version: ModelVersion, track: str, replicas: int | None, default_image: str
+) -> dict[str, Any]:
+    """A Deployment of server pods for one version; `replicas` None leaves them to the autoscaler."""
+    spec = deployment.spec
+    runtime = spec.runtime
+    port = runtime.port if runtime else 3000
+    number = version.spec.version
+    labels = meta.labels(model=spec.model, instance=deployment.metadata.name, component=SERVER, version=number)
+    selector = {**server_labels(deployment), TRACK_LABEL: track}
+    probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
+    container: dict[str, Any] = {
+        "name": SERVER,
+        "image": (runtime.image if runtime and runtime.image else None) or default_image,
+        "command": ["modelops", "serve", "--port", str(port)],
+        "ports": [{"name": "http", "containerPort": port}],
+        "env": [
+            {"name": contract.MODEL_URI_ENV, "value": version.spec.artifact.uri},
+            {"name": contract.MODEL_DIGEST_ENV, "value": version.spec.artifact.digest},
+            {"name": contract.MODEL_NAME_ENV, "value": spec.model},
+            {"name": contract.MODEL_VERSION_ENV, "value": str(number)},
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
+            {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
+        ],
+        "startupProbe": {**probe, "failureThreshold": 60, "periodSeconds": 2},
+        "readinessProbe": probe,
+        "livenessProbe": {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3},
+        "securityContext": security.container_security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if runtime and runtime.resources:
+        container["resources"] = runtime.resources.to_api()
+    manifest: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(deployment, track),
+            "namespace": deployment.metadata.namespace,
+            "labels": {**labels, TRACK_LABEL: track},
+            "ownerReferences": [_owner(deployment)],
+        },
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": {**labels, **selector, meta.RUNTIME_LABEL: SERVER}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": security.pod_security_context(),
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    if replicas is not None:
+        manifest["spec"]["replicas"] = replicas
+    return manifest
+
+
+def service(deployment: ModelDeployment) -> dict[str, Any]:
+    labels = meta.labels(model=deployment.spec.model, instance=deployment.metadata.name, component=SERVER)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": deployment.metadata.name,
+            "namespace": deployment.metadata.namespace,
+            "labels": labels,
+            "ownerReferences": [_owner(deployment)],
+        },
+        "spec": {
+            "selector": server_labels(deployment),
+            "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def autoscaler(deployment: ModelDeployment) -> dict[str, Any] | None:
+    scaling = deployment.spec.autoscaling
+    if scaling is None:
+        return None
+    labels = meta.labels(model=deployment.spec.model, instance=deployment.metadata.name, component=SERVER)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": deployment.metadata.name,
+            "namespace": deployment.metadata.namespace,
+            "labels": labels,
+            "ownerReferences": [_owner(deployment)],
+        },
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def endpoint(deployment: ModelDeployment) -> str:
+    return f"http://{deployment.metadata.name}.{deployment.metadata.namespace}.svc:{HTTP_PORT}"
+
+
+def _owner(deployment: ModelDeployment) -> dict[str, Any]:
+    return meta.owner_reference("ModelDeployment", deployment.metadata.name, deployment.metadata.uid or "")
+
+
+# -- the canary's verdict ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str  # Wait, Advance, Promote or RollBack
+    reason: str
+
+
+def latency_quantile(buckets: dict[float, float], quantile: float) -> float | None:
+    """The quantile of a cumulative Prometheus histogram (upper bound → count), interpolated as Prometheus does."""
+    if not buckets:
+        return None
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    if total <= 0:
+        return None
+    rank = quantile * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / max(count - lower_count, 1e-12)
+        lower_bound, lower_count = bound, count
+    return bounds[-1]
+
+
+def judge(
+    deployment: ModelDeployment,
+    step: int,
+    elapsed: float,
+    requests: float,
+    errors: float,
+    latency: float | None,
+    canary_ready: bool,
+    not_ready_for: float,
+) -> Verdict:
+    """Wait, advance, promote or roll back, from what the canary pods measured."""
+    canary = deployment.spec.rollout.canary  # type: ignore[union-attr]
+    analysis = canary.analysis
+    if not canary_ready:
+        if not_ready_for > 300:
+            return Verdict("RollBack", f"canary pods not ready for {not_ready_for:.0f}s")
+        return Verdict("Wait", "waiting for the canary pods to be ready")
+    if requests >= max(analysis.min_requests, 1) and errors / requests > analysis.max_error_rate:
+        return Verdict(
+            "RollBack",
+            f"error rate {errors / requests:.1%} over {requests:.0f} requests exceeds maxErrorRate {analysis.max_error_rate:.1%}",
+        )
+    limit = duration_seconds(analysis.max_latency)
+    if requests >= analysis.min_requests and latency is not None and latency > limit:
+        return Verdict(
+            "RollBack",
+            f"p{analysis.latency_quantile * 100:g} latency {latency * 1000:.0f}ms exceeds maxLatency {analysis.max_latency}",
+        )
+    pause = duration_seconds(canary.steps[step].pause)
+    if elapsed < pause:
+        return Verdict("Wait", f"step {step + 1}/{len(canary.steps)}: measuring for {pause - elapsed:.0f}s more")
+    if requests < analysis.min_requests:
+        return Verdict("Wait", f"only {requests:.0f} of minRequests {analysis.min_requests} requests so far")
+    rate = errors / requests if requests else 0.0
+    healthy = f"error rate {rate:.1%}, latency {'n/a' if latency is None else f'{latency * 1000:.0f}ms'} over {requests:.0f} requests"
+    if step + 1 >= len(canary.steps):
+        return Verdict("Promote", f"all {len(canary.steps)} steps healthy ({healthy})")
+    return Verdict("Advance", f"step {step + 1} healthy ({healthy})")
+
+
+# -- history ---------------------------------------------------------------------------------------------
+
+
+def history_start(history: list[dict[str, Any]], version: str, track: str, when: str) -> list[dict[str, Any]]:
+    return [*history, {"version": version, "track": track, "started": when}][-100:]
+
+
+def history_end(
+    history: list[dict[str, Any]], version: str, track: str, reason: str, when: str
+) -> list[dict[str, Any]]:
+    """Close the open entry of this version and track."""
+    out = [dict(h) for h in history]
+    for entry in reversed(out):
+        if entry["version"] == version and entry.get("track", "stable") == track and not entry.get("ended"):
+            entry["ended"], entry["endReason"] = when, reason
+            break
+    return out
