@@ -1,0 +1,256 @@
+"""ModelDeployment on the real control plane, with real BentoML server pods: children, scale, approval gate,
+a canary promoted on good measurements, a canary rolled back on a high error rate, history, deletion."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from tests.integration.conftest import APPROVERS, Kubectl, Operator
+from tests.integration.test_podrunner import eventually
+from tests.unit.test_trainer import run_trainer
+
+MODEL = "cancer"
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Three trained models: two compatible ones, and one trained on other features (it refuses cancer records)."""
+    trained = {}
+    for key, dataset, estimator in (
+        ("forest", "breast_cancer", "sklearn.ensemble.RandomForestClassifier"),
+        ("linear", "breast_cancer", "sklearn.linear_model.LogisticRegression"),
+        ("wine", "wine", "sklearn.linear_model.LogisticRegression"),
+    ):
+        folder = tmp_path_factory.mktemp(key)
+        code, result, _ = run_trainer(
+            folder,
+            {
+                "task": "classification",
+                "datasetUri": f"sklearn://{dataset}",
+                "target": "target",
+                "estimator": estimator,
+                "params": {"max_iter": 3000} if "Logistic" in estimator else {"n_estimators": 10},
+            },
+        )
+        assert code == 0, result.error
+        trained[key] = result.model_dump(by_alias=True)
+    return trained
+
+
+def version(number: int, result: dict) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": f"{MODEL}-v{number}", "labels": {"modelops.io/model": MODEL}},
+        "spec": {
+            "model": MODEL,
+            "version": number,
+            "task": "classification",
+            "artifact": {"uri": result["artifactUri"], "digest": result["artifactDigest"]},
+            "metrics": result["metrics"],
+            "baselineUri": result["baselineUri"],
+        },
+    }
+
+
+def approve(kubectl: Kubectl, number: int) -> None:
+    patch = {"spec": {"approval": {"state": "Approved", "by": "alice", "reason": "test"}}}
+    kubectl.as_user("alice", APPROVERS).run(
+        "patch", "mv", f"{MODEL}-v{number}", "--type=merge", "-p", json.dumps(patch)
+    )
+    eventually(
+        lambda: kubectl.get("mv", f"{MODEL}-v{number}").get("status", {}).get("stage") == "Approved", what="Approved"
+    )
+
+
+def deployment(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "cancer"},
+        "spec": {"model": MODEL, "replicas": 2, **spec},
+    }
+
+
+def status(kubectl: Kubectl) -> dict[str, Any]:
+    return kubectl.get("md", "cancer").get("status", {})
+
+
+def condition(kubectl: Kubectl, type_: str) -> dict[str, Any]:
+    return next((c for c in status(kubectl).get("conditions", []) if c["type"] == type_), {})
+
+
+class Traffic:
+    """Requests to every ready server pod of the deployment, as its Service would spread them."""
+
+    def __init__(self, kubectl: Kubectl) -> None:
+        self.kubectl = kubectl
+        self.records = (
+            load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5).to_dict(orient="records")
+        )
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            pods = self.kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
+            for pod in pods:
+                ip = pod.get("status", {}).get("podIP")
+                if ip and ip.startswith("127."):
+                    with contextlib.suppress(httpx.HTTPError):
+                        httpx.post(f"http://{ip}:3000/predict", json={"records": self.records}, timeout=5)
+            self.stop.wait(0.1)
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def test_serves_the_latest_approved_version(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    kubectl.apply(deployment(runtime={"resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}}}))
+    stalled = eventually(
+        lambda: condition(kubectl, "Stalled").get("status") == "True" and condition(kubectl, "Stalled"), what="Stalled"
+    )
+    assert (
+        stalled["reason"] == "NoApprovedVersion" and "spec.model: cancer has no Approved version" in stalled["message"]
+    )
+
+    approve(kubectl, 1)
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="Ready")
+    current = status(kubectl)
+    assert current["servingVersion"] == "cancer-v1" and current["readyReplicas"] == 2
+    assert current["endpoint"] == f"http://cancer.{kubectl.namespace}.svc:80"
+
+    server = kubectl.get("deployment", "cancer")
+    assert server["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+    pod = server["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["modelops", "serve", "--port", "3000"]
+    assert {p for p in ("startupProbe", "readinessProbe", "livenessProbe") if p in container} == {
+        "startupProbe",
+        "readinessProbe",
+        "livenessProbe",
+    }
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True and pod["securityContext"]["runAsNonRoot"]
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+    labels = server["spec"]["template"]["metadata"]["labels"]
+    assert labels["modelops.io/version"] == "1" and labels["app.kubernetes.io/part-of"] == "modelops"
+    service = kubectl.get("service", "cancer")
+    assert service["spec"]["selector"] == {
+        "app.kubernetes.io/instance": "cancer",
+        "app.kubernetes.io/component": "server",
+    }
+
+    ip = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"][0]["status"]["podIP"]
+    records = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(2).to_dict(orient="records")
+    answer = httpx.post(f"http://{ip}:3000/predict", json={"records": records}, timeout=10).json()
+    assert answer["version"] == "1" and len(answer["predictions"]) == 2
+
+    kubectl.run("scale", "md/cancer", "--replicas=3")
+    eventually(lambda: kubectl.get("deployment", "cancer")["spec"]["replicas"] == 3, what="scaled Deployment")
+    eventually(lambda: status(kubectl).get("readyReplicas") == 3, timeout=120, what="3 ready")
+
+
+def test_an_unapproved_version_is_refused(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    kubectl.apply(deployment(version=1))
+    stalled = eventually(
+        lambda: condition(kubectl, "Stalled").get("status") == "True" and condition(kubectl, "Stalled"), what="Stalled"
+    )
+    assert stalled["reason"] == "VersionNotApproved"
+    assert "spec.version: cancer-v1 is Validated, not Approved" in stalled["message"]
+    assert kubectl.run("get", "deployment", "cancer", check=False).returncode != 0, "nothing may serve it"
+
+    kubectl.run("patch", "md", "cancer", "--type=merge", "-p", '{"spec":{"allowUnapproved":true}}')
+    eventually(lambda: status(kubectl).get("servingVersion") == "cancer-v1", what="served when allowed")
+
+
+def test_autoscaling_creates_an_hpa(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(autoscaling={"minReplicas": 2, "maxReplicas": 5, "targetCpuUtilization": 60}))
+    hpa = eventually(lambda: kubectl.run("get", "hpa", "cancer", "-o", "json", check=False).stdout, what="HPA")
+    spec = json.loads(hpa)["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cancer"}
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 5)
+    assert spec["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+
+
+CANARY = {
+    "strategy": "Canary",
+    "canary": {
+        "steps": [{"weight": 25, "pause": "4s"}, {"weight": 50, "pause": "4s"}],
+        "analysis": {"maxErrorRate": 0.05, "maxLatency": "2s", "minRequests": 10},
+    },
+}
+
+
+def test_canary_is_promoted_then_a_bad_one_is_rolled_back(
+    kubectl: Kubectl, operator: Operator, artifacts: dict
+) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(replicas=2, rollout=CANARY))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="v1 Ready")
+
+    with Traffic(kubectl):
+        kubectl.apply(version(2, artifacts["linear"]))
+        approve(kubectl, 2)
+        eventually(lambda: status(kubectl).get("rollout", {}).get("phase") == "Progressing", what="canary started")
+        canary = kubectl.get("deployment", "cancer-canary")
+        assert canary["spec"]["template"]["metadata"]["labels"]["modelops.io/version"] == "2"
+        eventually(lambda: status(kubectl).get("servingVersion") == "cancer-v2", timeout=180, what="v2 promoted")
+        promoted = status(kubectl)
+        assert promoted["rollout"]["phase"] == "Stable"
+        assert promoted["rollout"]["lastDecision"]["action"] == "Promote"
+        eventually(
+            lambda: kubectl.run("get", "deployment", "cancer-canary", check=False).returncode != 0, what="canary gone"
+        )
+
+        kubectl.apply(version(3, artifacts["wine"]))  # answers cancer records with 400s
+        approve(kubectl, 3)
+        eventually(
+            lambda: status(kubectl).get("rollout", {}).get("phase") == "RolledBack", timeout=180, what="rolled back"
+        )
+
+    final = status(kubectl)
+    assert final["servingVersion"] == "cancer-v2"
+    assert "error rate" in final["rollout"]["lastDecision"]["reason"]
+    stalled = condition(kubectl, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "RolledBack"
+    history = [(h["version"], h["track"], h.get("endReason")) for h in final["history"]]
+    assert history == [
+        ("cancer-v1", "stable", "Replaced"),
+        ("cancer-v2", "canary", "Promoted"),
+        ("cancer-v2", "stable", None),
+        ("cancer-v3", "canary", "RolledBack"),
+    ]
+    reasons = [e["reason"] for e in kubectl.get("events", "--field-selector", "involvedObject.name=cancer")["items"]]
+    assert {"CanaryStarted", "CanaryPromoted", "CanaryRolledBack"} <= set(reasons)
+    eventually(
+        lambda: kubectl.run("get", "deployment", "cancer-canary", check=False).returncode != 0, what="canary gone"
+    )
+
+
+def test_deleting_the_deployment_removes_its_children(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(autoscaling={"maxReplicas": 3}))
+    eventually(lambda: status(kubectl).get("servingVersion"), what="serving")
+    eventually(lambda: kubectl.run("get", "hpa", "cancer", check=False).returncode == 0, what="HPA")
+    kubectl.run("delete", "md", "cancer", "--wait=true", "--timeout=60s")
+    for kind in ("deployment", "service", "hpa"):
+        eventually(lambda k=kind: kubectl.run("get", k, "cancer", check=False).returncode != 0, what=f"{kind} deleted")
+    eventually(lambda: not kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"], what="pods deleted")
