@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
-from .settings import FIELD_MANAGER
+from .settings import FIELD_MANAGER, WORKERS
 
 
 @functools.cache
@@ -19,7 +19,9 @@ def _dynamic() -> dynamic.DynamicClient:
         config.load_incluster_config()
     else:
         config.load_kube_config()
-    return dynamic.DynamicClient(client.ApiClient())
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = WORKERS  # one connection per handler thread
+    return dynamic.DynamicClient(client.ApiClient(configuration))
 
 
 def resource(api_version: str, kind: str) -> Any:

@@ -8,6 +8,8 @@ from typing import Any
 import kopf
 
 FIELD_MANAGER = "modelops"
+#: Threads for the (synchronous) handlers: they wait on the API server, not on the CPU.
+WORKERS = 20
 FINALIZER = "modelops.io/finalizer"
 
 
@@ -23,3 +25,4 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
+    settings.execution.max_workers = WORKERS

@@ -96,8 +96,10 @@ def _kubeconfig(server: str, ca: Path, client: pki.KeyPair, user: str) -> dict:
 class Cluster:
     """The local control plane."""
 
-    def __init__(self, log: Callable[[str], None] = print) -> None:
+    def __init__(self, log: Callable[[str], None] = print, *, real_runtime_pods: bool = True) -> None:
+        """`real_runtime_pods=False` lets kwok fake every pod (no pod runner): for scale tests of the operator."""
         self.log = log
+        self.real_runtime_pods = real_runtime_pods
         self.dir = state_dir()
         self.pki_dir = self.dir / "pki"
         self.log_dir = self.dir / "logs"
@@ -123,7 +125,7 @@ class Cluster:
         state = State.load()
         if state is None:
             return dict.fromkeys(COMPONENTS, False)
-        return {name: _alive(state.pids.get(name, -1), name) for name in COMPONENTS}
+        return {name: _alive(pid, name) for name, pid in state.pids.items()}
 
     def running(self) -> bool:
         return all(self.component_status().values()) and self.api_ready()
@@ -150,7 +152,8 @@ class Cluster:
             self._start(state, "kube-controller-manager", self._controller_manager_args(tools, certs))
             self._start(state, "kube-scheduler", self._scheduler_args(tools, certs))
             self._start(state, "kwok", self._kwok_args(tools))
-            self._start(state, "podrunner", self._podrunner_args())
+            if self.real_runtime_pods:
+                self._start(state, "podrunner", self._podrunner_args())
             self._register_node(tools)
             self._wait(deadline, lambda: self._node_ready(tools), f"node {NODE_NAME} (kwok)")
             self._wait(deadline, lambda: self._default_service_account(tools), "kube-controller-manager")
@@ -266,7 +269,8 @@ class Cluster:
         stages = []
         for path in sorted(tools.kwok_pod_stages.glob("*.yaml")):
             stage = yaml.safe_load(path.read_text())
-            stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", []).append(leave_alone)
+            if self.real_runtime_pods:
+                stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", []).append(leave_alone)
             stages.append(stage)
         path = self.dir / "kwok.yaml"
         path.write_text(yaml.safe_dump_all(stages))
@@ -305,7 +309,7 @@ class Cluster:
         while time.monotonic() < deadline:
             if check():
                 return
-            dead = [n for n, alive in self.component_status().items() if n in State.load().pids and not alive]  # type: ignore[union-attr]
+            dead = [name for name, alive in self.component_status().items() if not alive]
             if dead:
                 raise ClusterError(f"{dead[0]} exited: see {self.log_dir / (dead[0] + '.log')}")
             time.sleep(0.3)

@@ -1,0 +1,230 @@
+"""How fast the operator brings 1,000 ModelDeployments to a written status, against a plain client doing the
+minimum an operator must (create the same Deployment and Service, write each status once) with the same
+concurrency, side by side on one API server.
+
+Run: .venv/bin/python bench/operator_scale.py [--crs 1000]
+It starts its own local control plane (kwok fakes every pod here, so 1,000 servers need no CPU), and stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kubernetes import client, config, dynamic
+
+from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
+from modelops.controllers.settings import FIELD_MANAGER, WORKERS
+from modelops.devcluster.cluster import Cluster, free_port, kubeconfig_path
+from modelops.devcluster.install import install_api
+from modelops.devcluster.toolchain import ensure_toolchain
+from modelops.resources import modeldeployment as children
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "bench"
+
+
+def api() -> dynamic.DynamicClient:
+    config.load_kube_config(str(kubeconfig_path()))
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = WORKERS
+    return dynamic.DynamicClient(client.ApiClient(configuration))
+
+
+def deployment(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": MODEL, "replicas": 1},
+    }
+
+
+def approved_version(dyn: dynamic.DynamicClient, namespace: str) -> ModelVersion:
+    versions = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelVersion")
+    body = {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": f"{MODEL}-v1", "namespace": namespace, "labels": {"modelops.io/model": MODEL}},
+        "spec": {
+            "model": MODEL,
+            "version": 1,
+            "task": "classification",
+            "artifact": {"uri": "file:///nowhere/model.bentomodel", "digest": "sha256:" + "0" * 64},
+            "metrics": {"accuracy": 0.9},
+        },
+    }
+    versions.create(body=body, namespace=namespace)
+    approval = {"spec": {"approval": {"state": "Approved", "by": "bench"}}}
+    subprocess.run(
+        [
+            str(ensure_toolchain().kubectl),
+            f"--kubeconfig={kubeconfig_path()}",
+            "--as=bench",
+            "--as-group=modelops-approvers",
+            "-n",
+            namespace,
+            "patch",
+            "mv",
+            f"{MODEL}-v1",
+            "--type=merge",
+            "-p",
+            json.dumps(approval),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return ModelVersion.model_validate(versions.get(name=f"{MODEL}-v1", namespace=namespace).to_dict())
+
+
+def namespace(dyn: dynamic.DynamicClient, name: str) -> None:
+    dyn.resources.get(api_version="v1", kind="Namespace").create(body={"metadata": {"name": name}})
+
+
+def direct(dyn: dynamic.DynamicClient, ns: str, count: int, version: ModelVersion) -> float:
+    """Create each ModelDeployment, its Deployment and Service, and write its status once."""
+    mds = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelDeployment")
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    services = dyn.resources.get(api_version="v1", kind="Service")
+
+    def one(i: int) -> None:
+        created = mds.create(body=deployment(f"md-{i}", ns), namespace=ns).to_dict()
+        md = ModelDeployment.model_validate(created)
+        for resource, manifest in (
+            (deployments, children.server_deployment(md, version, "stable", 1, "modelops:bench")),
+            (services, children.service(md)),
+        ):
+            resource.server_side_apply(
+                body=manifest, name=manifest["metadata"]["name"], namespace=ns, field_manager=FIELD_MANAGER
+            )
+        status = {"servingVersion": version.metadata.name, "observedGeneration": 1, "replicas": 1}
+        mds.status.patch(
+            name=f"md-{i}", namespace=ns, body={"status": status}, content_type="application/merge-patch+json"
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(one, range(count)))
+    return time.perf_counter() - started
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[float, float, float]:
+    """(seconds until every status names the serving version, seconds until every one is Ready, peak RSS MB)."""
+    health = free_port()
+    log = open(Path(tempfile.gettempdir()) / "modelops-bench-operator.log", "wb")  # noqa: SIM115
+    operator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelops.cli",
+            "run",
+            "--namespace",
+            ns,
+            "--liveness",
+            f"http://127.0.0.1:{health}/healthz",
+            "--metrics-port",
+            "0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig_path())},
+    )
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{health}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        mds = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelDeployment")
+        started = time.perf_counter()
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(lambda i: mds.create(body=deployment(f"md-{i}", ns), namespace=ns), range(count)))
+        written = ready = None
+        deadline = time.monotonic() + 1800
+        while ready is None:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not all {count} ModelDeployments became Ready in 30 minutes")
+            items = mds.get(namespace=ns).to_dict()["items"]
+            statuses = [i.get("status") or {} for i in items]
+            if written is None and sum(1 for s in statuses if s.get("servingVersion")) == count:
+                written = time.perf_counter() - started
+            if (
+                sum(
+                    1
+                    for s in statuses
+                    for c in s.get("conditions") or []
+                    if c["type"] == "Ready" and c["status"] == "True"
+                )
+                == count
+            ):
+                ready = time.perf_counter() - started
+            time.sleep(0.5)
+        return written, ready, peak_rss_mb(operator.pid)  # type: ignore[return-value]
+    finally:
+        operator.terminate()
+        operator.wait(timeout=60)
+        log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--crs", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as state:
+        os.environ["MODELOPS_CLUSTER_DIR"] = state
+        cluster = Cluster(log=lambda m: print(f"# {m}", file=sys.stderr), real_runtime_pods=False)
+        cluster.up()
+        try:
+            install_api(ensure_toolchain(), ROOT / "crds", ROOT / "charts" / "modelops")
+            dyn = api()
+            for ns in ("bench-direct", "bench-operator"):
+                namespace(dyn, ns)
+            version = approved_version(dyn, "bench-direct")
+            approved_version(dyn, "bench-operator")
+            direct_s = direct(dyn, "bench-direct", args.crs, version)
+            operator_s, ready_s, rss = with_operator(dyn, "bench-operator", args.crs)
+        finally:
+            cluster.down()
+    rows = [
+        ("plain client: create children, write status once", direct_s, 1.0),
+        ("operator: every status written (serving version)", operator_s, operator_s / direct_s),
+        ("operator: every one Ready (pods ready, by kwok)", ready_s, ready_s / direct_s),
+    ]
+    print(f"{args.crs} ModelDeployments, {WORKERS} workers each side, one API server")
+    print(f"{'':<52} {'seconds':>9} {'ratio':>7}")
+    for label, seconds, ratio in rows:
+        print(f"{label:<52} {seconds:>9.1f} {ratio:>7.2f}")
+    print(f"operator peak RSS: {rss:.0f} MB")
+    print(
+        json.dumps(
+            {
+                "crs": args.crs,
+                "operator_s": round(operator_s, 2),
+                "direct_s": round(direct_s, 2),
+                "ratio": round(operator_s / direct_s, 2),
+                "operator_peak_rss_mb": round(rss, 1),
+                "operator_ready_s": round(ready_s, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
