@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from rich.panel import Panel
+from sklearn.datasets import load_breast_cancer
 
 from modelops.devcluster.cluster import Cluster, free_port, kubeconfig_path, state_dir
 from modelops.devcluster.install import install_api
@@ -37,15 +38,20 @@ def show(output: str) -> None:
     console.print(output.rstrip(), soft_wrap=True, markup=False, highlight=False)
 
 
-def wait_for(check: Callable[[], str | None], what: str, timeout: float = 300) -> str:
-    """Poll until `check` returns a value, printing each new value it reports along the way."""
+SETTLED = ("Succeeded", "Failed", "Validated", "Approved", "Rejected")
+
+
+def wait_for(
+    check: Callable[[], str | None], what: str, timeout: float = 300, settled: tuple[str, ...] = SETTLED
+) -> str:
+    """Poll until `check` returns a settled value, printing each new value it reports along the way."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         value = check()
         if value and value != last:
             console.print(f"  {what}: [green]{value}[/]")
             last = value
-        if value and value.split(" ")[0] in ("Succeeded", "Failed", "Validated", "Approved", "Rejected"):
+        if value and value.split(" ")[0] in settled:
             return value
         time.sleep(1)
     raise SystemExit(f"{what} did not settle in {timeout:.0f}s")
@@ -146,7 +152,35 @@ def main() -> int:
             ("approved", f"by {status.get('approvedBy')} at {status.get('approvedAt')}"),
         ):
             console.print(f"  {label:<9} {value}")
-        step("9. events")
+        step("9. serving: the ModelDeployment follows the latest Approved version")
+        wait_for(
+            lambda: " ".join(
+                filter(
+                    None,
+                    [
+                        field("md", "breast-cancer", '{.status.conditions[?(@.type=="Ready")].reason}'),
+                        field("md", "breast-cancer", "{.status.servingVersion}"),
+                    ],
+                )
+            ),
+            "ModelDeployment breast-cancer",
+            settled=("Serving",),
+        )
+        show(kubectl("get", "md,deployment,service", "-n", NAMESPACE))
+        pods = json.loads(
+            kubectl("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/instance=breast-cancer", "-o", "json")
+        )
+        address = pods["items"][0]["status"]["podIP"]
+        records = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(3).to_dict(orient="records")
+        answer = httpx.post(f"http://{address}:3000/predict", json={"records": records}, timeout=30).json()
+        console.print(f"  POST http://{address}:3000/predict (3 records) → {json.dumps(answer)}")
+        metrics = httpx.get(f"http://{address}:3000/metrics", timeout=10).text
+        sample = [line for line in metrics.splitlines() if line.startswith("modelops_feature_observations_total")][:3]
+        console.print("  /metrics, per-feature histograms on the training baseline's bins:")
+        for line in sample:
+            console.print(f"    {line}", markup=False, highlight=False)
+
+        step("10. events")
         show(
             kubectl(
                 "get",
@@ -164,8 +198,8 @@ def main() -> int:
 
     console.print(
         Panel.fit(
-            "Built, validated and approved. Serving (ModelDeployment) and monitoring (ModelMonitor) are\n"
-            "stored and validated but not reconciled yet: see the README's status.\n"
+            "Built, validated, approved and serving. Monitoring (ModelMonitor) is stored and validated\n"
+            "but not reconciled yet: see the README's status.\n"
             "The local cluster is still running, so you can look around:\n"
             f"  export KUBECONFIG={kubeconfig_path()}\n"
             f"  export PATH={tools.kubectl.parent}:$PATH\n"
