@@ -180,18 +180,18 @@ def main() -> int:
         for line in sample:
             console.print(f"    {line}", markup=False, highlight=False)
 
-        step("10. events")
-        show(
-            kubectl(
-                "get",
-                "events",
-                "-n",
-                NAMESPACE,
-                "--sort-by=.lastTimestamp",
-                "-o",
-                "custom-columns=OBJECT:.involvedObject.name,TYPE:.type,REASON:.reason,MESSAGE:.message",
-            )
-        )
+        step("10. what the operator reported (Events on ModelOps objects)")
+        for event in sorted(
+            json.loads(kubectl("get", "events", "-n", NAMESPACE, "-o", "json"))["items"],
+            key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
+        ):
+            involved = event["involvedObject"]
+            if involved.get("apiVersion", "").startswith("modelops.io/"):
+                console.print(
+                    f"  {involved['kind']}/{involved['name']:<18} {event['type']:<8} {event['reason']:<14} {event['message']}",
+                    markup=False,
+                    highlight=False,
+                )
     finally:
         operator.terminate()
         operator.wait(timeout=30)
