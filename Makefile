@@ -11,7 +11,7 @@ PYTHON_VERSION := python3.11
 export UV_PYTHON_DOWNLOADS := never
 export UV_CACHE_DIR ?= $(CACHE)/uv-cache
 
-.PHONY: install lock crds lint format test unit integration demo cluster-up cluster-down clean
+.PHONY: install lock crds lint format test unit integration demo cluster-up cluster-down clean prometheus
 
 install: $(VENV)/.installed
 
@@ -44,13 +44,19 @@ format: install
 	$(BIN)/ruff format operator tests bench
 
 ## test: lint, unit tests, then integration tests on the local control plane (built on first use)
-test: lint
+test: lint prometheus
 	$(BIN)/pytest -q tests
+
+## prometheus: Debian's package, for the tests that measure through Prometheus (needs root or sudo)
+prometheus:
+	@command -v prometheus >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
 
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-integration: install
+integration: install prometheus
 	$(BIN)/pytest -q tests/integration
 
 ## demo: local cluster up, CRDs, operator, examples, and what happened

@@ -73,6 +73,10 @@ def main() -> int:
         done = cluster.kubectl(tools, "get", kind, name, "-n", NAMESPACE, "-o", f"jsonpath={path}")
         return done.stdout.strip() or None if done.returncode == 0 else None
 
+    def fields(kind: str, name: str, *paths: str) -> str:
+        """The non-empty values of several fields, joined by spaces."""
+        return " ".join(value for path in paths if (value := field(kind, name, path)))
+
     step("2. the ModelOps API: CRDs, approval policy, approver role")
     show(install_api(tools, ROOT / "crds", ROOT / "charts" / "modelops"))
 
@@ -98,15 +102,7 @@ def main() -> int:
 
         step("5. the build: a real training run, in a Job whose pod runs on this machine")
         build = wait_for(
-            lambda: " ".join(
-                filter(
-                    None,
-                    [
-                        field("mb", "breast-cancer-1", "{.status.phase}"),
-                        field("mb", "breast-cancer-1", "{.status.failureReason}"),
-                    ],
-                )
-            ),
+            lambda: fields("mb", "breast-cancer-1", "{.status.phase}", "{.status.failureReason}"),
             "ModelBuild breast-cancer-1",
         )
         if not build.startswith("Succeeded"):
@@ -154,14 +150,8 @@ def main() -> int:
             console.print(f"  {label:<9} {value}")
         step("9. serving: the ModelDeployment follows the latest Approved version")
         wait_for(
-            lambda: " ".join(
-                filter(
-                    None,
-                    [
-                        field("md", "breast-cancer", '{.status.conditions[?(@.type=="Ready")].reason}'),
-                        field("md", "breast-cancer", "{.status.servingVersion}"),
-                    ],
-                )
+            lambda: fields(
+                "md", "breast-cancer", '{.status.conditions[?(@.type=="Ready")].reason}', "{.status.servingVersion}"
             ),
             "ModelDeployment breast-cancer",
             settled=("Serving",),

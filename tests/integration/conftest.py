@@ -173,3 +173,73 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+class Prometheus:
+    """Debian's Prometheus, scraping the targets a test names (file-based discovery, 1 s interval)."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+
+        from modelops.devcluster.cluster import free_port
+
+        binary = shutil.which("prometheus")
+        assert binary, "Prometheus is missing: `make test` installs Debian's prometheus package"
+        self.targets = folder / "targets.json"
+        self.set_targets([])
+        config = folder / "prometheus.yml"
+        config.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "modelops",
+                            "file_sd_configs": [{"files": [str(self.targets)], "refresh_interval": "1s"}],
+                        }
+                    ],
+                }
+            )
+        )
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def set_targets(self, addresses: list[str]) -> None:
+        self.targets.write_text(json.dumps([{"targets": addresses}]))
+
+    def wait_ready(self) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise AssertionError("Prometheus did not become ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
+    server = Prometheus(tmp_path)
+    server.wait_ready()
+    yield server
+    server.stop()

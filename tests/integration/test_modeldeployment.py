@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from tests.integration.conftest import APPROVERS, Kubectl, Operator
+from tests.integration.conftest import APPROVERS, Kubectl, Operator, Prometheus
 from tests.integration.test_podrunner import eventually
 from tests.unit.test_trainer import run_trainer
 
@@ -254,3 +254,32 @@ def test_deleting_the_deployment_removes_its_children(kubectl: Kubectl, operator
     for kind in ("deployment", "service", "hpa"):
         eventually(lambda k=kind: kubectl.run("get", k, "cancer", check=False).returncode != 0, what=f"{kind} deleted")
     eventually(lambda: not kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"], what="pods deleted")
+
+
+def test_canary_measured_through_prometheus(
+    kubectl: Kubectl, operator: Operator, artifacts: dict, prometheus: Prometheus
+) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(replicas=2, rollout=CANARY, metrics={"prometheus": {"url": prometheus.url}}))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="v1 Ready")
+
+    with Traffic(kubectl):
+        kubectl.apply(version(2, artifacts["linear"]))
+        approve(kubectl, 2)
+        # Prometheus scrapes nothing yet: the pods answer traffic, but the operator, reading Prometheus, sees none.
+        waiting = eventually(
+            lambda: (
+                "minRequests" in (status(kubectl).get("rollout", {}).get("lastDecision") or {}).get("reason", "")
+                and status(kubectl)["rollout"]
+            ),
+            timeout=60,
+            what="waiting for requests",
+        )
+        assert waiting["phase"] == "Progressing" and waiting["measurement"]["requests"] == 0
+
+        pods = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
+        prometheus.set_targets([f"{p['status']['podIP']}:3000" for p in pods if p.get("status", {}).get("podIP")])
+        eventually(lambda: status(kubectl).get("servingVersion") == "cancer-v2", timeout=180, what="v2 promoted")
+    decision = status(kubectl)["rollout"]["lastDecision"]
+    assert decision["action"] == "Promote" and "over" in decision["reason"]

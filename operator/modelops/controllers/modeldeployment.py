@@ -13,7 +13,7 @@ from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, 
 from modelops.resources import meta
 from modelops.resources import modeldeployment as children
 from modelops.resources.conditions import kstatus, now
-from modelops.resources.measure import serving_totals
+from modelops.resources.measure import ServingTotals, prometheus_queries, serving_totals, totals_from_prometheus
 
 from . import kube
 from .config import RUNTIME_IMAGE
@@ -159,8 +159,7 @@ def _analyse(
     namespace = md.metadata.namespace or ""
     pods = kube.list_("v1", "Pod", namespace, {**children.server_labels(md), children.TRACK_LABEL: "canary"})
     ready = [p for p in pods if _ready(p)]
-    port = md.spec.runtime.port if md.spec.runtime else 3000
-    totals = serving_totals([_scrape(p, port) for p in ready])
+    totals = _measure(md, canary, ready)
     analysis = md.spec.rollout.canary.analysis  # type: ignore[union-attr]
     latency = children.latency_quantile(totals.latency_buckets, analysis.latency_quantile)
     rollout["measurement"] = {
@@ -170,8 +169,10 @@ def _analyse(
     }
     started = dt.datetime.fromisoformat(rollout["stepStarted"].replace("Z", "+00:00"))
     elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
-    verdict = children.judge(
-        md, rollout["step"], elapsed, totals.requests, totals.errors, latency, bool(ready), elapsed
+    verdict = (
+        children.Verdict("Wait", totals.problem)
+        if totals.problem  # no measurement is no verdict: the canary waits
+        else children.judge(md, rollout["step"], elapsed, totals.requests, totals.errors, latency, bool(ready), elapsed)
     )
     when = now()
     if verdict.action != "Wait" or (rollout.get("lastDecision") or {}).get("reason") != verdict.reason:
@@ -192,6 +193,22 @@ def _analyse(
         said.append(("Warning", "CanaryRolledBack", f"{name} rolled back: {verdict.reason}"))
         return stable, None, {**rollout, "phase": "RolledBack"}, history
     return stable, canary, rollout, history
+
+
+def _measure(md: ModelDeployment, canary: ModelVersion, ready_pods: list[dict[str, Any]]) -> ServingTotals:
+    """The canary's totals: from Prometheus when `spec.metrics.prometheus` is set, else from its pods."""
+    prometheus = md.spec.metrics.prometheus if md.spec.metrics else None
+    if prometheus is None:
+        port = md.spec.runtime.port if md.spec.runtime else 3000
+        return serving_totals([_scrape(p, port) for p in ready_pods])
+    answers = {}
+    for key, query in prometheus_queries(md.spec.model, str(canary.spec.version)).items():
+        try:
+            reply = httpx.get(f"{prometheus.url.rstrip('/')}/api/v1/query", params={"query": query}, timeout=5)
+            answers[key] = reply.json()["data"]["result"]
+        except (httpx.HTTPError, ValueError, KeyError) as error:
+            return ServingTotals(problem=f"cannot query Prometheus at {prometheus.url}: {type(error).__name__}")
+    return totals_from_prometheus(answers)
 
 
 def _ready(pod: dict[str, Any]) -> bool:

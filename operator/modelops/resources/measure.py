@@ -17,6 +17,8 @@ class ServingTotals:
     #: feature → bin label → count.
     features: dict[str, dict[str, float]] = field(default_factory=dict)
     predictions: dict[str, float] = field(default_factory=dict)
+    #: Why the totals could not be read, if they could not.
+    problem: str | None = None
 
 
 def serving_totals(texts: list[str]) -> ServingTotals:
@@ -41,3 +43,26 @@ def serving_totals(texts: list[str]) -> ServingTotals:
     totals.features = {k: dict(v) for k, v in features.items()}
     totals.predictions = dict(predictions)
     return totals
+
+
+def prometheus_queries(model: str, version: str) -> dict[str, str]:
+    """PromQL for one served version's totals, summed over its pods (counters since each pod started)."""
+    selector = f'model="{model}",version="{version}"'
+    return {
+        "requests": f"sum(modelops_requests_total{{{selector}}})",
+        "errors": f"sum(modelops_request_errors_total{{{selector}}})",
+        "latency": f"sum by (le) (modelops_request_latency_seconds_bucket{{{selector}}})",
+    }
+
+
+def totals_from_prometheus(answers: dict[str, list[dict]]) -> ServingTotals:
+    """Totals from the `data.result` of each instant query (an empty result counts as nothing yet)."""
+
+    def scalar(result: list[dict]) -> float:
+        return float(result[0]["value"][1]) if result else 0.0
+
+    return ServingTotals(
+        requests=scalar(answers["requests"]),
+        errors=scalar(answers["errors"]),
+        latency_buckets={float(r["metric"]["le"]): float(r["value"][1]) for r in answers["latency"]},
+    )

@@ -144,17 +144,21 @@ def server_deployment(
     return manifest
 
 
+def _metadata(deployment: ModelDeployment) -> dict[str, Any]:
+    """Metadata of the children named after the ModelDeployment itself (Service, autoscaler)."""
+    return {
+        "name": deployment.metadata.name,
+        "namespace": deployment.metadata.namespace,
+        "labels": meta.labels(model=deployment.spec.model, instance=deployment.metadata.name, component=SERVER),
+        "ownerReferences": [_owner(deployment)],
+    }
+
+
 def service(deployment: ModelDeployment) -> dict[str, Any]:
-    labels = meta.labels(model=deployment.spec.model, instance=deployment.metadata.name, component=SERVER)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": deployment.metadata.name,
-            "namespace": deployment.metadata.namespace,
-            "labels": labels,
-            "ownerReferences": [_owner(deployment)],
-        },
+        "metadata": _metadata(deployment),
         "spec": {
             "selector": server_labels(deployment),
             "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
@@ -166,16 +170,10 @@ def autoscaler(deployment: ModelDeployment) -> dict[str, Any] | None:
     scaling = deployment.spec.autoscaling
     if scaling is None:
         return None
-    labels = meta.labels(model=deployment.spec.model, instance=deployment.metadata.name, component=SERVER)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {
-            "name": deployment.metadata.name,
-            "namespace": deployment.metadata.namespace,
-            "labels": labels,
-            "ownerReferences": [_owner(deployment)],
-        },
+        "metadata": _metadata(deployment),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
             "minReplicas": scaling.min_replicas,
