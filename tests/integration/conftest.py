@@ -100,6 +100,7 @@ class Operator:
         self.namespace = namespace
         self.log_path = log_path
         self.health_port = free_port()
+        self.metrics_port = free_port()
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -122,7 +123,7 @@ class Operator:
                     "--liveness",
                     f"http://127.0.0.1:{self.health_port}/healthz",
                     "--metrics-port",
-                    "0",
+                    str(self.metrics_port),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -4,6 +4,7 @@ a canary promoted on good measurements, a canary rolled back on a high error rat
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import threading
 from typing import Any
@@ -90,11 +91,11 @@ def condition(kubectl: Kubectl, type_: str) -> dict[str, Any]:
 class Traffic:
     """Requests to every ready server pod of the deployment, as its Service would spread them."""
 
-    def __init__(self, kubectl: Kubectl) -> None:
+    def __init__(self, kubectl: Kubectl, records: list[dict] | None = None) -> None:
         self.kubectl = kubectl
-        self.records = (
-            load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5).to_dict(orient="records")
-        )
+        frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+        records = records or frame.head(5).to_dict(orient="records")
+        self.batches = itertools.cycle([records[i : i + 20] for i in range(0, len(records), 20)])
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -105,7 +106,7 @@ class Traffic:
                 ip = pod.get("status", {}).get("podIP")
                 if ip and ip.startswith("127."):
                     with contextlib.suppress(httpx.HTTPError):
-                        httpx.post(f"http://{ip}:3000/predict", json={"records": self.records}, timeout=5)
+                        httpx.post(f"http://{ip}:3000/predict", json={"records": next(self.batches)}, timeout=5)
             self.stop.wait(0.1)
 
     def __enter__(self) -> Traffic:

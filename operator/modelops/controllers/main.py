@@ -7,7 +7,7 @@ import prometheus_client
 
 from modelops import __version__
 
-from . import modelbuild, modeldeployment, modelversion, settings  # noqa: F401  (importing registers the handlers)
+from . import modelbuild, modeldeployment, modelmonitor, modelversion, settings  # noqa: F401  (importing registers the handlers)
 
 OPERATOR_INFO = prometheus_client.Info("modelops_operator", "The running ModelOps operator.")
 

@@ -15,7 +15,7 @@ from modelops.resources import modeldeployment as children
 from modelops.resources.conditions import kstatus, now
 from modelops.resources.measure import ServingTotals, prometheus_queries, serving_totals, totals_from_prometheus
 
-from . import kube
+from . import kube, pods
 from .config import RUNTIME_IMAGE
 from .locks import object_lock
 
@@ -157,8 +157,8 @@ def _analyse(
 ) -> tuple[ModelVersion, ModelVersion | None, dict[str, Any], list[dict[str, Any]]]:
     """Measure the canary and act on the verdict."""
     namespace = md.metadata.namespace or ""
-    pods = kube.list_("v1", "Pod", namespace, {**children.server_labels(md), children.TRACK_LABEL: "canary"})
-    ready = [p for p in pods if _ready(p)]
+    canary_pods = kube.list_("v1", "Pod", namespace, {**children.server_labels(md), children.TRACK_LABEL: "canary"})
+    ready = [p for p in canary_pods if pods.ready(p)]
     totals = _measure(md, canary, ready)
     analysis = md.spec.rollout.canary.analysis  # type: ignore[union-attr]
     latency = children.latency_quantile(totals.latency_buckets, analysis.latency_quantile)
@@ -200,7 +200,7 @@ def _measure(md: ModelDeployment, canary: ModelVersion, ready_pods: list[dict[st
     prometheus = md.spec.metrics.prometheus if md.spec.metrics else None
     if prometheus is None:
         port = md.spec.runtime.port if md.spec.runtime else 3000
-        return serving_totals([_scrape(p, port) for p in ready_pods])
+        return serving_totals([pods.scrape(p, port) for p in ready_pods])
     answers = {}
     for key, query in prometheus_queries(md.spec.model, str(canary.spec.version)).items():
         try:
@@ -209,19 +209,6 @@ def _measure(md: ModelDeployment, canary: ModelVersion, ready_pods: list[dict[st
         except (httpx.HTTPError, ValueError, KeyError) as error:
             return ServingTotals(problem=f"cannot query Prometheus at {prometheus.url}: {type(error).__name__}")
     return totals_from_prometheus(answers)
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions") or []
-    )
-
-
-def _scrape(pod: dict[str, Any], port: int) -> str:
-    try:
-        return httpx.get(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=3).text
-    except (httpx.HTTPError, KeyError):
-        return ""
 
 
 def _status(

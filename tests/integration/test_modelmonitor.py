@@ -1,0 +1,135 @@
+"""ModelMonitor on real serving pods: normal traffic raises nothing; shifted traffic raises DriftDetected naming
+the features, with Events, the operator's metrics and one retraining within the cooldown; the alert clears when
+traffic is normal again; failing requests raise ErrorRateHigh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from tests.integration.conftest import Kubectl, Operator
+from tests.integration.test_modeldeployment import Traffic, approve, condition, deployment, version
+from tests.integration.test_podrunner import eventually
+from tests.unit.test_trainer import run_trainer
+
+FRAME = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+NORMAL = FRAME.sample(frac=1, random_state=3).to_dict(orient="records")  # the training data, in 20-record batches
+SHIFTED = (FRAME.sample(frac=1, random_state=4) * 3).to_dict(orient="records")  # every feature three times larger
+BROKEN = [{"mean radius": 1.0}]  # refused with 400
+
+
+@pytest.fixture(scope="module")
+def forest(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    code, result, _ = run_trainer(
+        tmp_path_factory.mktemp("forest"),
+        {
+            "task": "classification",
+            "datasetUri": "sklearn://breast_cancer",
+            "target": "target",
+            "estimator": "sklearn.ensemble.RandomForestClassifier",
+            "params": {"n_estimators": 10},
+        },
+    )
+    assert code == 0, result.error
+    return result.model_dump(by_alias=True)
+
+
+def monitor(artifacts: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelMonitor",
+        "metadata": {"name": "watch"},
+        "spec": {
+            "deployment": "cancer",
+            "interval": "2s",
+            "window": "8s",
+            "drift": {"numericMethod": "psi", "minSamples": 100, "datasetDriftShare": 0.3},
+            "errorRate": {"max": 0.2, "minRequests": 20},
+            "retrain": {
+                "enabled": True,
+                "cooldown": "1h",
+                "template": {
+                    "model": "cancer",
+                    "task": "classification",
+                    "dataset": {"uri": "sklearn://breast_cancer", "target": "target"},
+                    "trainer": {
+                        "estimator": {
+                            "className": "sklearn.linear_model.LogisticRegression",
+                            "params": {"max_iter": 3000},
+                        }
+                    },
+                    "artifacts": {"uri": f"file://{artifacts}"},
+                },
+            },
+        },
+    }
+
+
+def alert(kubectl: Kubectl, name: str) -> str | None:
+    found = next(
+        (c for c in kubectl.get("mm", "watch").get("status", {}).get("conditions", []) if c["type"] == name), None
+    )
+    return found["status"] if found else None
+
+
+def test_drift_and_errors_are_caught_alerted_and_cleared(
+    kubectl: Kubectl, operator: Operator, forest: dict, tmp_path: Path
+) -> None:
+    kubectl.apply(version(1, forest))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(replicas=1))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
+    kubectl.apply(monitor(tmp_path / "artifacts"))
+
+    with Traffic(kubectl, NORMAL):
+        eventually(lambda: kubectl.get("mm", "watch").get("status", {}).get("samples", 0) >= 20, what="samples")
+        eventually(
+            lambda: all(
+                f["verdict"] != "NotEnoughData"
+                for f in kubectl.get("mm", "watch")["status"].get("features", [{"verdict": "NotEnoughData"}])
+            ),
+            what="verdicts on normal traffic",
+        )
+        assert alert(kubectl, "DriftDetected") == "False"
+        assert not kubectl.get("mb", "-l", "modelops.io/monitor=watch")["items"]
+
+    with Traffic(kubectl, SHIFTED):
+        eventually(lambda: alert(kubectl, "DriftDetected") == "True", timeout=60, what="DriftDetected")
+        status = kubectl.get("mm", "watch")["status"]
+        drifted = {f["feature"] for f in status["features"] if f["verdict"] == "Drift"}
+        assert "mean radius" in drifted and len(drifted) >= 10
+        assert "mean radius" in next(a for a in status["activeAlerts"] if a["name"] == "DriftDetected")["message"]
+        metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
+        assert (
+            f'modelops_monitor_alert_active{{alert="DriftDetected",monitor="watch",namespace="{kubectl.namespace}"}} 1.0'
+            in metrics
+        )
+        assert 'modelops_monitor_drift_score{feature="mean radius"' in metrics
+        eventually(lambda: kubectl.get("mb", "-l", "modelops.io/monitor=watch")["items"], what="a retrain ModelBuild")
+        builds_during_drift = len(kubectl.get("mb", "-l", "modelops.io/monitor=watch")["items"])
+        first_check = status["lastCheckTime"]
+        eventually(lambda: kubectl.get("mm", "watch")["status"]["lastCheckTime"] != first_check, what="more checks")
+
+    assert builds_during_drift == 1
+    assert len(kubectl.get("mb", "-l", "modelops.io/monitor=watch")["items"]) == 1, "once per cooldown"
+    assert kubectl.get("mm", "watch")["status"]["lastRetrain"]["build"].startswith("watch-retrain-")
+    monitor_events = {
+        e["reason"] for e in kubectl.get("events", "--field-selector", "involvedObject.name=watch")["items"]
+    }
+    deployment_events = {
+        e["reason"] for e in kubectl.get("events", "--field-selector", "involvedObject.name=cancer")["items"]
+    }
+    assert {"DriftDetected", "Retraining"} <= monitor_events and "DriftDetected" in deployment_events
+
+    with Traffic(kubectl, NORMAL):
+        eventually(lambda: alert(kubectl, "DriftDetected") == "False", timeout=60, what="drift cleared")
+    assert "DriftDetectedCleared" in {
+        e["reason"] for e in kubectl.get("events", "--field-selector", "involvedObject.name=watch")["items"]
+    }
+
+    with Traffic(kubectl, BROKEN):
+        eventually(lambda: alert(kubectl, "ErrorRateHigh") == "True", timeout=60, what="ErrorRateHigh")
