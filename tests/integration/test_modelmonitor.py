@@ -4,6 +4,10 @@ traffic is normal again; failing requests raise ErrorRateHigh."""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,43 @@ def forest(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return result.model_dump(by_alias=True)
 
 
+class Sink:
+    """A local webhook receiver that refuses its first delivery (so retries are exercised) and keeps the rest."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.refused = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if sink.refused == 0:
+                    sink.refused += 1
+                    self.send_response(500)
+                else:
+                    sink.received.append(body)
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts?token=s3cret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def statuses(self, alert: str) -> list[str]:
+        return [b["status"] for b in self.received if b["commonLabels"]["alertname"] == alert]
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    receiver = Sink()
+    yield receiver
+    receiver.server.shutdown()
+
+
 def monitor(artifacts: Path) -> dict[str, Any]:
     return {
         "apiVersion": "modelops.io/v1alpha1",
@@ -49,6 +90,7 @@ def monitor(artifacts: Path) -> dict[str, Any]:
             "window": "8s",
             "drift": {"numericMethod": "psi", "minSamples": 100, "datasetDriftShare": 0.3},
             "errorRate": {"max": 0.2, "minRequests": 20},
+            "alerts": {"webhook": {"urlSecretRef": {"name": "alert-hook", "key": "url"}}},
             "retrain": {
                 "enabled": True,
                 "cooldown": "1h",
@@ -77,8 +119,9 @@ def alert(kubectl: Kubectl, name: str) -> str | None:
 
 
 def test_drift_and_errors_are_caught_alerted_and_cleared(
-    kubectl: Kubectl, operator: Operator, forest: dict, tmp_path: Path
+    kubectl: Kubectl, operator: Operator, forest: dict, tmp_path: Path, sink: Sink
 ) -> None:
+    kubectl.run("create", "secret", "generic", "alert-hook", f"--from-literal=url={sink.url}")
     kubectl.apply(version(1, forest))
     approve(kubectl, 1)
     kubectl.apply(deployment(replicas=1))
@@ -133,3 +176,12 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
 
     with Traffic(kubectl, BROKEN):
         eventually(lambda: alert(kubectl, "ErrorRateHigh") == "True", timeout=60, what="ErrorRateHigh")
+
+    eventually(lambda: sink.statuses("DriftDetected") == ["firing", "resolved"], timeout=60, what="webhook calls")
+    assert sink.refused == 1, "the first delivery failed and was retried"
+    firing = next(b for b in sink.received if b["status"] == "firing")
+    assert firing["version"] == "4" and firing["alerts"][0]["labels"]["monitor"] == "watch"
+    assert "mean radius" in firing["commonAnnotations"]["summary"]
+    eventually(lambda: "firing" in sink.statuses("ErrorRateHigh"), timeout=60, what="ErrorRateHigh webhook")
+    everything = json.dumps(kubectl.get("mm", "watch")) + json.dumps(kubectl.get("events"))
+    assert "s3cret" not in everything, "the webhook URL leaked into status or Events"

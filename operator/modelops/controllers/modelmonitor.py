@@ -19,10 +19,11 @@ from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelMonitor
 from modelops.api.v1alpha1.common import duration_seconds
 from modelops.resources import modeldeployment as serving
 from modelops.resources import modelmonitor as rules
+from modelops.resources.alerts import webhook_payload
 from modelops.resources.conditions import kstatus, now, set_condition
 from modelops.resources.measure import ServingTotals, serving_totals
 
-from . import kube, pods
+from . import kube, pods, webhook
 
 KIND = "ModelMonitor"
 DRIFT_SCORE = prometheus_client.Gauge(
@@ -124,6 +125,8 @@ def _report(
         for alert, message in judgement.alerts.items()
     ]
     conditions = old.get("conditions")
+    sink = monitor.spec.alerts.webhook if monitor.spec.alerts else None
+    url = webhook.secret_value(namespace, sink.url_secret_ref.name, sink.url_secret_ref.key) if sink else None
     for alert in rules.ALERTS:
         raised = alert in judgement.alerts
         conditions = set_condition(
@@ -143,6 +146,18 @@ def _report(
                 kopf.event(
                     deployment, type=kind, reason=alert if raised else f"{alert}Cleared", message=f"{name}: {message}"
                 )
+            if url:
+                payload = webhook_payload(
+                    namespace=namespace,
+                    monitor=name,
+                    deployment=monitor.spec.deployment,
+                    alert=alert,
+                    firing=raised,
+                    message=judgement.alerts.get(alert) or previous[alert]["message"],
+                    since=previous.get(alert, {}).get("since", when),
+                    now=when,
+                )
+                webhook.send(url, payload, f"{namespace}/{name} {alert}")
     summary = f"{judgement.requests:.0f} requests in the window; " + (
         "; ".join(judgement.alerts.values()) if judgement.alerts else "no alerts"
     )
