@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from tests.integration.conftest import Kubectl, Operator
+from tests.integration.conftest import Kubectl, Operator, Prometheus
 from tests.integration.test_modeldeployment import Traffic, approve, condition, deployment, version
 from tests.integration.test_podrunner import eventually
 from tests.unit.test_trainer import run_trainer
@@ -111,6 +111,12 @@ def monitor(artifacts: Path) -> dict[str, Any]:
     }
 
 
+def judged(kubectl: Kubectl) -> bool:
+    """Every feature has a verdict (enough samples in the window)."""
+    features = kubectl.get("mm", "watch").get("status", {}).get("features") or [{"verdict": "NotEnoughData"}]
+    return all(f["verdict"] != "NotEnoughData" for f in features)
+
+
 def alert(kubectl: Kubectl, name: str) -> str | None:
     found = next(
         (c for c in kubectl.get("mm", "watch").get("status", {}).get("conditions", []) if c["type"] == name), None
@@ -130,13 +136,7 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
 
     with Traffic(kubectl, NORMAL):
         eventually(lambda: kubectl.get("mm", "watch").get("status", {}).get("samples", 0) >= 20, what="samples")
-        eventually(
-            lambda: all(
-                f["verdict"] != "NotEnoughData"
-                for f in kubectl.get("mm", "watch")["status"].get("features", [{"verdict": "NotEnoughData"}])
-            ),
-            what="verdicts on normal traffic",
-        )
+        eventually(lambda: judged(kubectl), timeout=60, what="verdicts on normal traffic")
         assert alert(kubectl, "DriftDetected") == "False"
         assert not kubectl.get("mb", "-l", "modelops.io/monitor=watch")["items"]
 
@@ -185,3 +185,26 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
     eventually(lambda: "firing" in sink.statuses("ErrorRateHigh"), timeout=60, what="ErrorRateHigh webhook")
     everything = json.dumps(kubectl.get("mm", "watch")) + json.dumps(kubectl.get("events"))
     assert "s3cret" not in everything, "the webhook URL leaked into status or Events"
+
+
+def test_drift_measured_through_prometheus(
+    kubectl: Kubectl, operator: Operator, forest: dict, tmp_path: Path, prometheus: Prometheus
+) -> None:
+    kubectl.apply(version(1, forest))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(replicas=1))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
+    pods = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
+    prometheus.set_targets([f"{p['status']['podIP']}:3000" for p in pods])
+    watch = monitor(tmp_path / "artifacts")
+    watch["spec"].update(source={"type": "Prometheus", "prometheusUrl": prometheus.url}, window="10s")
+    del watch["spec"]["retrain"], watch["spec"]["alerts"]
+    kubectl.apply(watch)
+
+    with Traffic(kubectl, NORMAL):
+        eventually(lambda: judged(kubectl), timeout=60, what="verdicts on normal traffic")
+        assert alert(kubectl, "DriftDetected") == "False"
+    with Traffic(kubectl, SHIFTED):
+        eventually(lambda: alert(kubectl, "DriftDetected") == "True", timeout=90, what="DriftDetected via Prometheus")
+    drifted = {f["feature"] for f in kubectl.get("mm", "watch")["status"]["features"] if f["verdict"] == "Drift"}
+    assert "mean radius" in drifted

@@ -6,16 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import httpx
 import kopf
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelVersion
 from modelops.resources import meta
 from modelops.resources import modeldeployment as children
 from modelops.resources.conditions import kstatus, now
-from modelops.resources.measure import ServingTotals, prometheus_queries, serving_totals, totals_from_prometheus
+from modelops.resources.measure import ServingTotals, serving_totals
 
-from . import kube, pods
+from . import kube, pods, prometheus
 from .config import RUNTIME_IMAGE
 from .locks import object_lock
 
@@ -197,18 +196,11 @@ def _analyse(
 
 def _measure(md: ModelDeployment, canary: ModelVersion, ready_pods: list[dict[str, Any]]) -> ServingTotals:
     """The canary's totals: from Prometheus when `spec.metrics.prometheus` is set, else from its pods."""
-    prometheus = md.spec.metrics.prometheus if md.spec.metrics else None
-    if prometheus is None:
+    prometheus_source = md.spec.metrics.prometheus if md.spec.metrics else None
+    if prometheus_source is None:
         port = md.spec.runtime.port if md.spec.runtime else 3000
         return serving_totals([pods.scrape(p, port) for p in ready_pods])
-    answers = {}
-    for key, query in prometheus_queries(md.spec.model, str(canary.spec.version)).items():
-        try:
-            reply = httpx.get(f"{prometheus.url.rstrip('/')}/api/v1/query", params={"query": query}, timeout=5)
-            answers[key] = reply.json()["data"]["result"]
-        except (httpx.HTTPError, ValueError, KeyError) as error:
-            return ServingTotals(problem=f"cannot query Prometheus at {prometheus.url}: {type(error).__name__}")
-    return totals_from_prometheus(answers)
+    return prometheus.query_totals(prometheus_source.url, md.spec.model, str(canary.spec.version))
 
 
 def _status(

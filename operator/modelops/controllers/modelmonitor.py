@@ -23,7 +23,7 @@ from modelops.resources.alerts import webhook_payload
 from modelops.resources.conditions import kstatus, now, set_condition
 from modelops.resources.measure import ServingTotals, serving_totals
 
-from . import kube, pods, webhook
+from . import kube, pods, prometheus, webhook
 
 KIND = "ModelMonitor"
 DRIFT_SCORE = prometheus_client.Gauge(
@@ -84,15 +84,23 @@ def check(monitor: ModelMonitor, body: dict[str, Any], uid: str) -> None:
         kube.patch_status(API_VERSION, KIND, namespace, monitor.metadata.name, status)
         return
 
-    servers = kube.list_(
-        "v1",
-        "Pod",
-        namespace,
-        {"app.kubernetes.io/instance": monitor.spec.deployment, "app.kubernetes.io/component": serving.SERVER},
-    )
-    port = ((deployment or {}).get("spec", {}).get("runtime") or {}).get("port", 3000)
-    totals = serving_totals([pods.scrape(p, port) for p in servers if pods.ready(p)])
-    window = _window(uid, totals, duration_seconds(monitor.spec.window))
+    source = monitor.spec.source
+    if source and source.type == "Prometheus":
+        record = version["spec"]  # type: ignore[index]
+        window = prometheus.query_totals(
+            source.prometheus_url or "", record["model"], str(record["version"]), monitor.spec.window
+        )
+    else:
+        labels = {"app.kubernetes.io/instance": monitor.spec.deployment, "app.kubernetes.io/component": serving.SERVER}
+        port = ((deployment or {}).get("spec", {}).get("runtime") or {}).get("port", 3000)
+        texts = [pods.scrape(p, port) for p in kube.list_("v1", "Pod", namespace, labels) if pods.ready(p)]
+        window = _window(uid, serving_totals(texts), duration_seconds(monitor.spec.window))
+    if window.problem:
+        status = {
+            "conditions": kstatus(old.get("conditions"), "Stalled", "MetricsUnavailable", window.problem, generation)
+        }
+        kube.patch_status(API_VERSION, KIND, namespace, monitor.metadata.name, status)
+        return
     judgement = rules.judge(monitor, _baseline(baseline_uri), window)
     _report(monitor, body, deployment, judgement, old)
 

@@ -45,13 +45,22 @@ def serving_totals(texts: list[str]) -> ServingTotals:
     return totals
 
 
-def prometheus_queries(model: str, version: str) -> dict[str, str]:
-    """PromQL for one served version's totals, summed over its pods (counters since each pod started)."""
+def prometheus_queries(model: str, version: str, window: str | None = None) -> dict[str, str]:
+    """PromQL for one served version's counts, summed over its pods: totals since each pod started, or, with a
+    window such as `5m`, what was added during it (`increase`)."""
     selector = f'model="{model}",version="{version}"'
+
+    def counted(metric: str, by: str = "") -> str:
+        series = f"{metric}{{{selector}}}"
+        inner = f"increase({series}[{window}])" if window else series
+        return f"sum{f' by ({by})' if by else ''} ({inner})"
+
     return {
-        "requests": f"sum(modelops_requests_total{{{selector}}})",
-        "errors": f"sum(modelops_request_errors_total{{{selector}}})",
-        "latency": f"sum by (le) (modelops_request_latency_seconds_bucket{{{selector}}})",
+        "requests": counted("modelops_requests_total"),
+        "errors": counted("modelops_request_errors_total"),
+        "latency": counted("modelops_request_latency_seconds_bucket", "le"),
+        "features": counted("modelops_feature_observations_total", "feature, bin"),
+        "predictions": counted("modelops_prediction_observations_total", "bin"),
     }
 
 
@@ -61,8 +70,13 @@ def totals_from_prometheus(answers: dict[str, list[dict]]) -> ServingTotals:
     def scalar(result: list[dict]) -> float:
         return float(result[0]["value"][1]) if result else 0.0
 
+    features: defaultdict[str, dict[str, float]] = defaultdict(dict)
+    for row in answers.get("features", []):
+        features[row["metric"]["feature"]][row["metric"]["bin"]] = float(row["value"][1])
     return ServingTotals(
         requests=scalar(answers["requests"]),
         errors=scalar(answers["errors"]),
         latency_buckets={float(r["metric"]["le"]): float(r["value"][1]) for r in answers["latency"]},
+        features=dict(features),
+        predictions={r["metric"]["bin"]: float(r["value"][1]) for r in answers.get("predictions", [])},
     )
