@@ -208,3 +208,59 @@ def test_drift_measured_through_prometheus(
         eventually(lambda: alert(kubectl, "DriftDetected") == "True", timeout=90, what="DriftDetected via Prometheus")
     drifted = {f["feature"] for f in kubectl.get("mm", "watch")["status"]["features"] if f["verdict"] == "Drift"}
     assert "mean radius" in drifted
+
+
+PROMETHEUS_RULE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "prometheusrules.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"kind": "PrometheusRule", "plural": "prometheusrules", "singular": "prometheusrule"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture
+def prometheus_rule_crd(kubectl: Kubectl) -> Iterator[None]:
+    """The Prometheus Operator's PrometheusRule kind (its name and group; a permissive schema stands in for
+    its full one), installed before the operator starts."""
+    kubectl.apply(PROMETHEUS_RULE_CRD)
+    kubectl.run("wait", "--for=condition=Established", "crd/prometheusrules.monitoring.coreos.com")
+    yield
+    kubectl.run("delete", "crd", "prometheusrules.monitoring.coreos.com", check=False)
+
+
+def test_prometheus_rule_is_generated_and_valid(
+    prometheus_rule_crd: None, kubectl: Kubectl, operator: Operator, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    import yaml
+
+    watch = monitor(tmp_path / "artifacts")
+    watch["spec"]["alerts"] = {"prometheusRule": True}
+    kubectl.apply(watch)
+    rule = eventually(
+        lambda: json.loads(kubectl.run("get", "prometheusrule", "watch", "-o", "json", check=False).stdout or "{}"),
+        what="the PrometheusRule",
+    )
+    assert rule["metadata"]["ownerReferences"][0]["kind"] == "ModelMonitor"
+    alerts = [r["alert"] for r in rule["spec"]["groups"][0]["rules"]]
+    assert alerts == ["ModelOpsErrorRateHigh", "ModelOpsLatencyHigh", "ModelOpsDriftDetected"]
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump(rule["spec"]))
+    checked = subprocess.run(
+        [shutil.which("promtool") or "promtool", "check", "rules", str(rules_file)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

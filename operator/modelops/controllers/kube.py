@@ -30,6 +30,15 @@ def resource(api_version: str, kind: str) -> Any:
     return _dynamic().resources.get(api_version=api_version, kind=kind)
 
 
+def served(api_version: str, kind: str) -> bool:
+    """Whether the API server serves this kind (an optional CRD, such as the Prometheus Operator's)."""
+    try:
+        resource(api_version, kind)
+        return True
+    except dynamic.exceptions.ResourceNotFoundError:
+        return False
+
+
 def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         return resource(api_version, kind).get(name=name, namespace=namespace).to_dict()

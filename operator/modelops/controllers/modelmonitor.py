@@ -53,6 +53,30 @@ def _baseline(uri: str) -> dict[str, Any]:
         return json.load(handle)
 
 
+@kopf.on.resume(GROUP, VERSION, "modelmonitors")
+@kopf.on.create(GROUP, VERSION, "modelmonitors")
+@kopf.on.update(GROUP, VERSION, "modelmonitors", field="spec")
+def rule_wanted(body: kopf.Body, **_: Any) -> None:
+    """Generate the PrometheusRule when asked and when the Prometheus Operator's CRD exists; say so when it does not."""
+    monitor = ModelMonitor.model_validate(dict(body))
+    namespace, name = monitor.metadata.namespace or "", monitor.metadata.name
+    wanted = bool(monitor.spec.alerts and monitor.spec.alerts.prometheus_rule)
+    if not kube.served("monitoring.coreos.com/v1", "PrometheusRule"):
+        if wanted:
+            kopf.warn(
+                dict(body),
+                reason="PrometheusRuleUnavailable",
+                message="spec.alerts.prometheusRule: the PrometheusRule CRD (monitoring.coreos.com/v1) is not installed",
+            )
+        return
+    if not wanted:
+        kube.delete("monitoring.coreos.com/v1", "PrometheusRule", namespace, name)
+        return
+    deployment = kube.get(API_VERSION, "ModelDeployment", namespace, monitor.spec.deployment)
+    model = (deployment or {}).get("spec", {}).get("model") or monitor.spec.deployment
+    kube.apply(rules.prometheus_rule(monitor, model))
+
+
 @kopf.daemon(GROUP, VERSION, "modelmonitors", cancellation_timeout=5)
 def watch(stopped: kopf.DaemonStopped, namespace: str, name: str, uid: str, **_: Any) -> None:
     while not stopped:

@@ -12,10 +12,11 @@ import numpy as np
 
 from modelops.api.v1alpha1 import ModelMonitor
 from modelops.api.v1alpha1.common import duration_seconds
-from modelops.api.v1alpha1.modelmonitor import ErrorRateSpec
+from modelops.api.v1alpha1.modelmonitor import ErrorRateSpec, LatencySpec
 from modelops.drift import DatasetDrift, FeatureDrift, dataset_drift, feature_drift
 from modelops.runtime.telemetry import OTHER, bin_label
 
+from . import meta
 from .measure import ServingTotals
 from .modeldeployment import latency_quantile
 
@@ -104,9 +105,69 @@ def judge(monitor: ModelMonitor, baseline: dict[str, Any], window: ServingTotals
         alerts["ErrorRateHigh"] = (
             f"error rate {error_rate:.1%} over {window.requests:.0f} requests exceeds {limits.max:.1%}"
         )
-    latency = latency_quantile(window.latency_buckets, spec.latency.quantile) if spec.latency else None
-    if spec.latency and latency is not None and latency > duration_seconds(spec.latency.max):
-        alerts["LatencyHigh"] = (
-            f"p{spec.latency.quantile * 100:g} latency {latency * 1000:.0f}ms exceeds {spec.latency.max}"
-        )
+    slow = spec.latency or LatencySpec()
+    latency = latency_quantile(window.latency_buckets, slow.quantile)
+    if latency is not None and window.requests >= limits.min_requests and latency > duration_seconds(slow.max):
+        alerts["LatencyHigh"] = f"p{slow.quantile * 100:g} latency {latency * 1000:.0f}ms exceeds {slow.max}"
     return Judgement(results, overall, window.requests, error_rate, latency, alerts)
+
+
+def prometheus_rule(monitor: ModelMonitor, model: str) -> dict[str, Any]:
+    """The monitor's limits as Prometheus alerting rules, for teams whose alerts live in Alertmanager.
+
+    Error rate and latency are computed from the serving pods' own metrics; drift from the operator's
+    `modelops_monitor_alert_active` gauge (drift needs the baseline, which only the operator reads)."""
+    spec = monitor.spec
+    namespace, name = monitor.metadata.namespace or "", monitor.metadata.name
+    limits, slow = spec.error_rate or ErrorRateSpec(), spec.latency or LatencySpec()
+    served = f'model="{model}"'
+    window = spec.window
+    labels = {"severity": "warning", "namespace": namespace, "monitor": name, "deployment": spec.deployment}
+
+    def alert(alert_name: str, expr: str, summary: str) -> dict[str, Any]:
+        return {
+            "alert": f"ModelOps{alert_name}",
+            "expr": expr,
+            "for": spec.interval,
+            "labels": labels,
+            "annotations": {"summary": summary},
+        }
+
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "modelops", "app.kubernetes.io/managed-by": "modelops"},
+            "ownerReferences": [meta.owner_reference("ModelMonitor", name, monitor.metadata.uid or "")],
+        },
+        "spec": {
+            "groups": [
+                {
+                    "name": f"modelops.{namespace}.{name}",
+                    "rules": [
+                        alert(
+                            "ErrorRateHigh",
+                            f"sum(increase(modelops_request_errors_total{{{served}}}[{window}])) / "
+                            f"sum(increase(modelops_requests_total{{{served}}}[{window}])) > {limits.max}",
+                            f"{model}: error rate above {limits.max:.1%}",
+                        ),
+                        alert(
+                            "LatencyHigh",
+                            f"histogram_quantile({slow.quantile}, sum by (le) "
+                            f"(rate(modelops_request_latency_seconds_bucket{{{served}}}[{window}]))) > "
+                            f"{duration_seconds(slow.max)}",
+                            f"{model}: p{slow.quantile * 100:g} latency above {slow.max}",
+                        ),
+                        alert(
+                            "DriftDetected",
+                            f'modelops_monitor_alert_active{{namespace="{namespace}",monitor="{name}",'
+                            f'alert="DriftDetected"}} == 1',
+                            f"{model}: data drift detected by ModelMonitor {name}",
+                        ),
+                    ],
+                }
+            ]
+        },
+    }
