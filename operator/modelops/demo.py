@@ -170,7 +170,32 @@ def main() -> int:
         for line in sample:
             console.print(f"    {line}", markup=False, highlight=False)
 
-        step("10. what the operator reported (Events on ModelOps objects)")
+        step("10. monitoring: normal traffic, then traffic whose features moved (every value x3)")
+        frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+        for label, batch in (("normal", frame), ("shifted", frame * 3)):
+            rows = batch.sample(frac=1, random_state=1).to_dict(orient="records")
+            for start in range(0, len(rows), 20):
+                httpx.post(f"http://{address}:3000/predict", json={"records": rows[start : start + 20]}, timeout=30)
+            console.print(f"  sent {len(rows)} {label} records")
+            if label == "normal":
+                wait_for(
+                    lambda: fields("mm", "breast-cancer", '{.status.conditions[?(@.type=="DriftDetected")].status}'),
+                    "DriftDetected on normal traffic",
+                    timeout=120,
+                    settled=("False",),
+                )
+        wait_for(
+            lambda: fields("mm", "breast-cancer", '{.status.conditions[?(@.type=="DriftDetected")].status}'),
+            "DriftDetected after the shift",
+            timeout=120,
+            settled=("True",),
+        )
+        show(kubectl("get", "mm", "-n", NAMESPACE))
+        console.print(f"  {field('mm', 'breast-cancer', '{.status.activeAlerts[0].message}')}")
+        retrain = field("mm", "breast-cancer", "{.status.lastRetrain.build}")
+        console.print(f"  retraining started: ModelBuild {retrain}")
+
+        step("11. what the operator reported (Events on ModelOps objects)")
         for event in sorted(
             json.loads(kubectl("get", "events", "-n", NAMESPACE, "-o", "json"))["items"],
             key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
@@ -188,8 +213,8 @@ def main() -> int:
 
     console.print(
         Panel.fit(
-            "Built, validated, approved and serving. Monitoring (ModelMonitor) is stored and validated\n"
-            "but not reconciled yet: see the README's status.\n"
+            "Built, validated, approved, served and monitored:\n"
+            "drift caught, alert raised, retraining started.\n"
             "The local cluster is still running, so you can look around:\n"
             f"  export KUBECONFIG={kubeconfig_path()}\n"
             f"  export PATH={tools.kubectl.parent}:$PATH\n"

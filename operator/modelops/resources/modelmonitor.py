@@ -95,10 +95,11 @@ def judge(monitor: ModelMonitor, baseline: dict[str, Any], window: ServingTotals
     overall = dataset_drift(results, drift.dataset_drift_share if drift else 0.5)
     alerts: dict[str, str] = {}
     if overall.verdict == "Drift":
-        alerts["DriftDetected"] = (
-            f"{len(overall.drifted)} of {len([r for r in results if r.verdict != 'NotEnoughData'])} features drifted: "
-            + ", ".join(overall.drifted)
+        judged = len([r for r in results if r.verdict != "NotEnoughData"])
+        named = ", ".join(overall.drifted[:5]) + (
+            f" and {len(overall.drifted) - 5} more" if len(overall.drifted) > 5 else ""
         )
+        alerts["DriftDetected"] = f"{len(overall.drifted)} of {judged} features drifted: {named}"
     error_rate = window.errors / window.requests if window.requests else None
     limits = spec.error_rate or ErrorRateSpec()
     if error_rate is not None and window.requests >= limits.min_requests and error_rate > limits.max:
