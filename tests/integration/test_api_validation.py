@@ -150,7 +150,7 @@ INVALID: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
     (
         "window shorter than interval",
         "ModelMonitor",
-        _set("window", "10s"),
+        _set("window", "5s"),
         ["spec.window", "window must not be shorter than interval"],
     ),
     (

@@ -10,8 +10,6 @@ from typing import Any
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
-__all__ = ["ApiException"]
-
 from .settings import FIELD_MANAGER, WORKERS
 
 

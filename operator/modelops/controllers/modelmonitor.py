@@ -86,8 +86,8 @@ def watch(stopped: kopf.DaemonStopped, namespace: str, name: str, uid: str, **_:
         monitor = ModelMonitor.model_validate(body)
         try:
             check(monitor, body, uid)
-        except kube.ApiException as error:  # a passing API failure: try at the next interval
-            kopf.warn(body, reason="CheckFailed", message=f"the check failed: {error.reason}")
+        except Exception as error:  # the daemon must outlive a failed check: report it, try at the next interval
+            kopf.warn(body, reason="CheckFailed", message=f"the check failed: {type(error).__name__}")
         stopped.wait(duration_seconds(monitor.spec.interval))
 
 
