@@ -15,7 +15,7 @@ from sklearn.datasets import load_breast_cancer
 
 from tests.integration.conftest import APPROVERS, Kubectl, Operator, Prometheus
 from tests.integration.test_podrunner import eventually
-from tests.unit.test_trainer import run_trainer
+from tests.unit.test_trainer import train_bundled
 
 MODEL = "cancer"
 
@@ -23,26 +23,15 @@ MODEL = "cancer"
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Three trained models: two compatible ones, and one trained on other features (it refuses cancer records)."""
-    trained = {}
-    for key, dataset, estimator in (
-        ("forest", "breast_cancer", "sklearn.ensemble.RandomForestClassifier"),
-        ("linear", "breast_cancer", "sklearn.linear_model.LogisticRegression"),
-        ("wine", "wine", "sklearn.linear_model.LogisticRegression"),
-    ):
-        folder = tmp_path_factory.mktemp(key)
-        code, result, _ = run_trainer(
-            folder,
-            {
-                "task": "classification",
-                "datasetUri": f"sklearn://{dataset}",
-                "target": "target",
-                "estimator": estimator,
-                "params": {"max_iter": 3000} if "Logistic" in estimator else {"n_estimators": 10},
-            },
+    forest, linear = "sklearn.ensemble.RandomForestClassifier", "sklearn.linear_model.LogisticRegression"
+    return {
+        key: train_bundled(tmp_path_factory.mktemp(key), dataset, estimator, params)
+        for key, dataset, estimator, params in (
+            ("forest", "breast_cancer", forest, {"n_estimators": 10}),
+            ("linear", "breast_cancer", linear, {"max_iter": 3000}),
+            ("wine", "wine", linear, {"max_iter": 3000}),
         )
-        assert code == 0, result.error
-        trained[key] = result.model_dump(by_alias=True)
-    return trained
+    }
 
 
 def version(number: int, result: dict) -> dict[str, Any]:

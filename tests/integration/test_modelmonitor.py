@@ -18,7 +18,7 @@ from sklearn.datasets import load_breast_cancer
 from tests.integration.conftest import Kubectl, Operator, Prometheus
 from tests.integration.test_modeldeployment import Traffic, approve, condition, deployment, version
 from tests.integration.test_podrunner import eventually
-from tests.unit.test_trainer import run_trainer
+from tests.unit.test_trainer import train_bundled
 
 FRAME = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
 NORMAL = FRAME.sample(frac=1, random_state=3).to_dict(orient="records")  # the training data, in 20-record batches
@@ -28,18 +28,12 @@ BROKEN = [{"mean radius": 1.0}]  # refused with 400
 
 @pytest.fixture(scope="module")
 def forest(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    code, result, _ = run_trainer(
+    return train_bundled(
         tmp_path_factory.mktemp("forest"),
-        {
-            "task": "classification",
-            "datasetUri": "sklearn://breast_cancer",
-            "target": "target",
-            "estimator": "sklearn.ensemble.RandomForestClassifier",
-            "params": {"n_estimators": 10},
-        },
+        "breast_cancer",
+        "sklearn.ensemble.RandomForestClassifier",
+        {"n_estimators": 10},
     )
-    assert code == 0, result.error
-    return result.model_dump(by_alias=True)
 
 
 class Sink:

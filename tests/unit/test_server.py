@@ -17,24 +17,15 @@ from sklearn.datasets import load_breast_cancer
 
 from modelops.devcluster.cluster import free_port
 from modelops.runtime.telemetry import bin_label
-from tests.unit.test_trainer import run_trainer
+from tests.unit.test_trainer import train_bundled
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("model")
-    code, result, _ = run_trainer(
-        folder,
-        {
-            "task": "classification",
-            "datasetUri": "sklearn://breast_cancer",
-            "target": "target",
-            "estimator": "sklearn.ensemble.RandomForestClassifier",
-            "params": {"n_estimators": 20},
-        },
+    return folder, train_bundled(
+        folder, "breast_cancer", "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 20}
     )
-    assert code == 0, result.error
-    return folder, result.model_dump(by_alias=True)
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,24 @@ def run_trainer(tmp_path: Path, config: dict[str, Any], salt: str | None = None)
     return done.returncode, TrainResult.from_message(termination.read_text()), done.stdout + done.stderr
 
 
+def bundled(dataset: str, estimator: str, params: dict, task: str = "classification") -> dict[str, Any]:
+    """The trainer's configuration for a dataset bundled with scikit-learn (its label column is `target`)."""
+    return {
+        "task": task,
+        "datasetUri": f"sklearn://{dataset}",
+        "target": "target",
+        "estimator": estimator,
+        "params": params,
+    }
+
+
+def train_bundled(folder: Path, dataset: str, estimator: str, params: dict) -> dict[str, Any]:
+    """A trained classifier's result (artifact URI and digest, baseline, metrics), for tests that serve it."""
+    code, result, _ = run_trainer(folder, bundled(dataset, estimator, params))
+    assert code == 0, result.error
+    return result.model_dump(by_alias=True)
+
+
 def everything_written(tmp_path: Path) -> bytes:
     """Every byte the trainer left behind: artifacts (and what the model archive holds), BentoML's store."""
     blobs = []
@@ -54,14 +72,7 @@ def everything_written(tmp_path: Path) -> bytes:
 
 def test_classification_on_a_bundled_dataset(tmp_path: Path) -> None:
     code, result, _ = run_trainer(
-        tmp_path,
-        {
-            "task": "classification",
-            "datasetUri": "sklearn://breast_cancer",
-            "target": "target",
-            "estimator": "sklearn.ensemble.RandomForestClassifier",
-            "params": {"n_estimators": 30},
-        },
+        tmp_path, bundled("breast_cancer", "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 30})
     )
     assert code == 0, result.error
     assert result.metrics["accuracy"] > 0.9 and 0.9 < result.metrics["rocAuc"] <= 1.0
@@ -77,14 +88,7 @@ def test_classification_on_a_bundled_dataset(tmp_path: Path) -> None:
 
 def test_regression_on_a_bundled_dataset(tmp_path: Path) -> None:
     code, result, _ = run_trainer(
-        tmp_path,
-        {
-            "task": "regression",
-            "datasetUri": "sklearn://diabetes",
-            "target": "target",
-            "estimator": "sklearn.linear_model.Ridge",
-            "params": {"alpha": 0.1},
-        },
+        tmp_path, bundled("diabetes", "sklearn.linear_model.Ridge", {"alpha": 0.1}, task="regression")
     )
     assert code == 0, result.error
     assert set(result.metrics) == {"r2", "mae", "rmse", "mape"}

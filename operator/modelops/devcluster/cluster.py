@@ -42,10 +42,20 @@ def state_dir() -> Path:
     return Path(os.environ.get("MODELOPS_CLUSTER_DIR", cache_root() / "cluster"))
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports on loopback: all are held open until all are chosen, so none repeats."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 @dataclass
@@ -120,6 +130,13 @@ class Cluster:
         except (httpx.HTTPError, OSError):
             return False
 
+    @staticmethod
+    def _etcd_healthy(state: State) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{state.etcd_port}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def component_status(self) -> dict[str, bool]:
         """Which components run, by PID."""
         state = State.load()
@@ -142,11 +159,13 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
         for d in (self.pki_dir, self.log_dir, self.dir / "etcd"):
             d.mkdir(parents=True, exist_ok=True)
-        state = State(api_port=free_port(), etcd_port=free_port(), etcd_peer_port=free_port())
+        api_port, etcd_port, etcd_peer_port = free_ports(3)
+        state = State(api_port=api_port, etcd_port=etcd_port, etcd_peer_port=etcd_peer_port)
         certs = self._certificates(state)
         deadline = time.monotonic() + timeout
         try:
             self._start(state, "etcd", self._etcd_args(tools, state))
+            self._wait(deadline, lambda: self._etcd_healthy(state), "etcd")
             self._start(state, "kube-apiserver", self._apiserver_args(tools, state))
             self._wait(deadline, self.api_ready, "kube-apiserver")
             self._start(state, "kube-controller-manager", self._controller_manager_args(tools, certs))
@@ -208,7 +227,7 @@ class Cluster:
             f"--listen-peer-urls={peer}",
             f"--initial-advertise-peer-urls={peer}",
             f"--initial-cluster=modelops-dev={peer}",
-            "--log-level=warn",
+            "--log-level=info",
             "--quota-backend-bytes=4294967296",
             "--unsafe-no-fsync",  # a throwaway dev store: speed over durability
         ]
