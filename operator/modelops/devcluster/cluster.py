@@ -80,12 +80,14 @@ class State:
         (state_dir() / "state.json").write_text(json.dumps(asdict(self), indent=2))
 
 
-def _alive(pid: int, binary: str) -> bool:
-    """True when the PID still runs our binary (not a recycled PID)."""
+def _alive(pid: int, binary: str, folder: Path) -> bool:
+    """True when the PID still runs our binary for this cluster: a recycled PID (even another cluster's
+    process of the same binary) never matches, because every component names the state directory."""
     try:
-        return binary in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return False
+    return binary in command and str(folder) in command
 
 
 def kubeconfig_path() -> Path:
@@ -142,18 +144,30 @@ class Cluster:
         state = State.load()
         if state is None:
             return dict.fromkeys(COMPONENTS, False)
-        return {name: _alive(pid, name) for name, pid in state.pids.items()}
+        return {name: _alive(pid, name, self.dir) for name, pid in state.pids.items()}
 
     def running(self) -> bool:
         return all(self.component_status().values()) and self.api_ready()
 
     # -- up ------------------------------------------------------------------------------------------------
 
-    def up(self, timeout: float = 120) -> Path:
-        """Start the control plane unless it already runs; returns the admin kubeconfig."""
+    def up(self, timeout: float = 120, attempts: int = 2) -> Path:
+        """Start the control plane unless it already runs; returns the admin kubeconfig.
+
+        A component that dies while starting gets a second try from scratch, on fresh ports."""
         if self.running():
             self.log(f"the local cluster is already running: {State.load().server}")  # type: ignore[union-attr]
             return kubeconfig_path()
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_all(timeout)
+            except ClusterError as error:
+                if attempt == attempts:
+                    raise
+                self.log(f"starting again: {error}")
+        raise AssertionError("unreachable")
+
+    def _start_all(self, timeout: float) -> Path:
         self.down(quiet=True)
         tools = ensure_toolchain(self.log)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -385,12 +399,12 @@ class Cluster:
             return
         for name in reversed(COMPONENTS):
             pid = state.pids.get(name)
-            if pid and _alive(pid, name):
+            if pid and _alive(pid, name, self.dir):
                 os.killpg(pid, signal.SIGTERM)
         end = time.monotonic() + 15
         for name in reversed(COMPONENTS):
             pid = state.pids.get(name)
-            while pid and _alive(pid, name):
+            while pid and _alive(pid, name, self.dir):
                 if time.monotonic() > end:
                     os.killpg(pid, signal.SIGKILL)
                 time.sleep(0.1)
