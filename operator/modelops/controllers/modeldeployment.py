@@ -120,7 +120,9 @@ def _reconcile(body: dict[str, Any]) -> None:
     autoscaled = md.spec.autoscaling is not None
     if stable is not None:
         if canary is not None:
-            weight = md.spec.rollout.canary.steps[rollout["step"]].weight  # type: ignore[union-attr]
+            steps = md.spec.rollout.canary.steps  # type: ignore[union-attr]
+            rollout["step"] = min(rollout["step"], len(steps) - 1)  # the steps may have been edited mid-rollout
+            weight = steps[rollout["step"]].weight
             stable_replicas, canary_replicas = children.split(total, weight)
             rollout["canaryWeight"] = round(100 * canary_replicas / (stable_replicas + canary_replicas))
             rollout["stableWeight"] = 100 - rollout["canaryWeight"]

@@ -256,6 +256,7 @@ def judge(
             "RollBack",
             f"p{analysis.latency_quantile * 100:g} latency {latency * 1000:.0f}ms exceeds maxLatency {analysis.max_latency}",
         )
+    step = min(step, len(canary.steps) - 1)
     pause = duration_seconds(canary.steps[step].pause)
     if elapsed < pause:
         return Verdict("Wait", f"step {step + 1}/{len(canary.steps)}: measuring for {pause - elapsed:.0f}s more")
