@@ -1,0 +1,60 @@
+"""The ModelMonitor's pure judgement of a window: alignment on the baseline's bins, windows of counters, alerts."""
+
+from __future__ import annotations
+
+from modelops.api.v1alpha1 import ModelMonitor
+from modelops.resources.measure import ServingTotals
+from modelops.resources.modelmonitor import aligned, judge, window_delta
+from modelops.runtime.telemetry import bin_label
+
+BASELINE = {
+    "features": [
+        {"name": "age", "kind": "numeric", "edges": [30.0, 50.0], "counts": [300, 400, 300]},
+        {"name": "plan", "kind": "categorical", "categories": ["basic", "pro"], "counts": [600, 300, 100]},
+    ],
+    "prediction": {"name": "prediction", "kind": "categorical", "categories": ["0", "1"], "counts": [500, 500, 0]},
+}
+MONITOR = ModelMonitor.model_validate(
+    {
+        "metadata": {"name": "w", "namespace": "n"},
+        "spec": {"deployment": "d", "drift": {"minSamples": 100, "datasetDriftShare": 0.4}, "errorRate": {"max": 0.1}},
+    }
+)
+
+
+def live(age: list[float], plan: dict[str, float], requests: float = 100, errors: float = 0) -> ServingTotals:
+    edges = [bin_label(30.0), bin_label(50.0), "+Inf"]
+    return ServingTotals(
+        requests=requests,
+        errors=errors,
+        features={"age": dict(zip(edges, age, strict=True)), "plan": plan},
+    )
+
+
+def test_live_counts_are_aligned_on_the_baseline_bins() -> None:
+    expected, observed = aligned(BASELINE["features"][1], {"pro": 5, "basic": 10, "__other__": 1, "__missing__": 7})
+    assert expected.tolist() == [600, 300, 100] and observed.tolist() == [10, 5, 1]
+
+
+def test_a_window_is_the_difference_of_two_scrapes_and_survives_restarts() -> None:
+    older = live([10, 10, 10], {"basic": 5}, requests=10)
+    newer = live([30, 15, 10], {"basic": 9}, requests=40, errors=2)
+    delta = window_delta(older, newer)
+    assert delta.requests == 30 and delta.errors == 2
+    assert delta.features["age"][bin_label(30.0)] == 20 and delta.features["plan"]["basic"] == 4
+    restarted = window_delta(newer, live([3, 0, 0], {"basic": 1}, requests=3))
+    assert restarted.requests == 3, "a counter that went down restarted from zero"
+
+
+def test_same_distribution_raises_nothing_and_a_shift_names_the_feature() -> None:
+    calm = judge(MONITOR, BASELINE, live([30, 40, 30], {"basic": 60, "pro": 30, "__other__": 10}))
+    assert calm.alerts == {} and {f.verdict for f in calm.features} == {"NoDrift"}
+    shifted = judge(MONITOR, BASELINE, live([5, 15, 80], {"basic": 60, "pro": 30, "__other__": 10}))
+    assert "age" in shifted.alerts["DriftDetected"] and "plan" not in shifted.alerts["DriftDetected"]
+
+
+def test_too_few_samples_and_errors() -> None:
+    thin = judge(MONITOR, BASELINE, live([3, 4, 3], {"basic": 6, "pro": 3, "__other__": 1}, requests=5))
+    assert {f.verdict for f in thin.features} == {"NotEnoughData"} and "DriftDetected" not in thin.alerts
+    failing = judge(MONITOR, BASELINE, live([30, 40, 30], {"basic": 60, "pro": 30}, requests=100, errors=30))
+    assert "error rate 30.0% over 100 requests" in failing.alerts["ErrorRateHigh"]
