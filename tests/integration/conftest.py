@@ -15,7 +15,7 @@ import pytest
 from modelops.devcluster.cluster import Cluster, kubeconfig_path
 from modelops.devcluster.install import install_api
 from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until_answering
 
 pytestmark = pytest.mark.integration
 
@@ -106,9 +106,6 @@ class Operator:
     def start(self) -> None:
         import os
         import sys
-        import time
-
-        import httpx
 
         env = {**os.environ, "KUBECONFIG": str(kubeconfig_path()), "MODELOPS_RUNTIME_IMAGE": "modelops:test"}
         with open(self.log_path, "ab") as log:
@@ -129,16 +126,7 @@ class Operator:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"the operator exited:\n{self.log_path.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError("the operator did not become alive")
+        wait_until_answering(f"http://127.0.0.1:{self.health_port}/healthz", self.process, self.log_path)
 
     def kill(self) -> None:
         """SIGKILL: no chance to clean up, as when a node dies."""
@@ -219,18 +207,7 @@ class Prometheus:
         self.targets.write_text(json.dumps([{"targets": addresses}]))
 
     def wait_ready(self) -> None:
-        import time
-
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        raise AssertionError("Prometheus did not become ready")
+        wait_until_answering(f"{self.url}/-/ready", self.process, Path(self.log.name))
 
     def stop(self) -> None:
         self.process.terminate()

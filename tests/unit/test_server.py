@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from sklearn.datasets import load_breast_cancer
 
 from modelops.devcluster.cluster import free_port
 from modelops.runtime.telemetry import bin_label
+from tests.conftest import wait_until_answering
 from tests.unit.test_trainer import train_bundled
 
 
@@ -52,15 +52,7 @@ def server(trained: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory)
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (home / "log").read_text()[-3000:]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    wait_until_answering(f"{url}/readyz", process, home / "log", timeout=120)
     yield url
     os.killpg(process.pid, 15)
     process.wait(timeout=30)

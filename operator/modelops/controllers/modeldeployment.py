@@ -117,6 +117,7 @@ def _reconcile(body: dict[str, Any]) -> None:
         stable, canary, rollout, history = _analyse(md, stable, canary, rollout, history, said)
 
     total = children.desired_replicas(md)
+    servers: list[dict[str, Any]] = []  # the server Deployments as applied, with their current status
     autoscaled = md.spec.autoscaling is not None
     if stable is not None:
         if canary is not None:
@@ -126,21 +127,21 @@ def _reconcile(body: dict[str, Any]) -> None:
             stable_replicas, canary_replicas = children.split(total, weight)
             rollout["canaryWeight"] = round(100 * canary_replicas / (stable_replicas + canary_replicas))
             rollout["stableWeight"] = 100 - rollout["canaryWeight"]
-            kube.apply(children.server_deployment(md, canary, "canary", canary_replicas, RUNTIME_IMAGE))
+            servers.append(kube.apply(children.server_deployment(md, canary, "canary", canary_replicas, RUNTIME_IMAGE)))
         else:
             stable_replicas = None if autoscaled else total
             kube.delete("apps/v1", "Deployment", namespace, children.deployment_name(md, "canary"))
             rollout.pop("canaryWeight", None)
             rollout.pop("stableWeight", None)
         kube.apply(children.service(md))
-        kube.apply(children.server_deployment(md, stable, "stable", stable_replicas, RUNTIME_IMAGE))
+        servers.append(kube.apply(children.server_deployment(md, stable, "stable", stable_replicas, RUNTIME_IMAGE)))
         hpa = children.autoscaler(md)
         if hpa:
             kube.apply(hpa)
         else:
             kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, md.metadata.name)
 
-    status = _status(md, selection, stable, rollout, history, total)
+    status = _status(md, selection, stable, rollout, history, total, servers)
     if _changed(old, status):
         previous = {k: v for k, v in old.items() if k != "kopf"}
         kube.patch_status(API_VERSION, KIND, namespace, md.metadata.name, kube.merge_patch(previous, status))
@@ -212,14 +213,10 @@ def _status(
     rollout: dict[str, Any],
     history: list[dict[str, Any]],
     desired: int,
+    servers: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    namespace = md.metadata.namespace or ""
-    replicas = ready = 0
-    for track in ("stable", "canary"):
-        child = kube.get("apps/v1", "Deployment", namespace, children.deployment_name(md, track))
-        if child:
-            replicas += (child.get("status") or {}).get("replicas") or 0
-            ready += (child.get("status") or {}).get("readyReplicas") or 0
+    replicas = sum((s.get("status") or {}).get("replicas") or 0 for s in servers)
+    ready = sum((s.get("status") or {}).get("readyReplicas") or 0 for s in servers)
     generation = md.metadata.generation
     conditions = [c.to_api() for c in (md.status.conditions if md.status else None) or []]
     if stable is None:

@@ -158,7 +158,6 @@ def _report(
     ]
     conditions = old.get("conditions")
     sink = monitor.spec.alerts.webhook if monitor.spec.alerts else None
-    url = webhook.secret_value(namespace, sink.url_secret_ref.name, sink.url_secret_ref.key) if sink else None
     for alert in rules.ALERTS:
         raised = alert in judgement.alerts
         conditions = set_condition(
@@ -178,7 +177,8 @@ def _report(
                 kopf.event(
                     deployment, type=kind, reason=alert if raised else f"{alert}Cleared", message=f"{name}: {message}"
                 )
-            if url:
+            url = sink and webhook.secret_value(namespace, sink.url_secret_ref.name, sink.url_secret_ref.key)
+            if url:  # the Secret is read only when an alert changes, not at every check
                 payload = webhook_payload(
                     namespace=namespace,
                     monitor=name,

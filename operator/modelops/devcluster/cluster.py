@@ -24,14 +24,14 @@ from pathlib import Path
 import httpx
 import yaml
 
+from modelops.resources.meta import RUNTIME_LABEL
+
 from . import pki
 from .toolchain import Toolchain, cache_root, ensure_toolchain
 
 NODE_NAME = "kwok-node-0"
 SERVICE_CIDR = "10.96.0.0/16"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "podrunner")
-#: Pods with this label run for real (see podrunner); kwok fakes every other pod.
-RUNTIME_LABEL = "modelops.io/runtime"
 
 
 class ClusterError(RuntimeError):

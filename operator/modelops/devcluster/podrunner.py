@@ -32,7 +32,8 @@ import httpx
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-RUNTIME_LABEL = "modelops.io/runtime"
+from modelops.resources.meta import RUNTIME_LABEL
+
 TERMINATION_ENV = "MODELOPS_TERMINATION_LOG"
 BIND_ENV = "MODELOPS_BIND_HOST"
 MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")

@@ -42,7 +42,3 @@ def kstatus(
     for type_ in ("Ready", "Reconciling", "Stalled"):
         conditions = set_condition(conditions, type_, state == type_, reason, message, generation)
     return conditions or []
-
-
-def condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions or [] if c.get("type") == type_), None)

@@ -12,7 +12,7 @@ MANAGED_BY = "modelops"
 MODEL_LABEL = "modelops.io/model"
 VERSION_LABEL = "modelops.io/version"
 BUILD_LABEL = "modelops.io/build"
-#: Pods with this label run the ModelOps runtime (`trainer` or `server`).
+#: Pods with this label run the ModelOps runtime (`trainer` or `server`); the dev cluster runs them for real.
 RUNTIME_LABEL = "modelops.io/runtime"
 MAX_NAME = 63
 
