@@ -94,11 +94,23 @@ def kubectl(cluster: Toolchain, namespace: str) -> Kubectl:
 class Operator:
     """`modelops run` as a subprocess, watching one namespace, so a test can kill and restart it."""
 
-    def __init__(self, namespace: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        log_path: Path,
+        *,
+        kubeconfig: Path | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`kubeconfig` (default: the cluster admin's) is who the operator is; `args` and `env` add to its command."""
         from modelops.devcluster.cluster import free_port
 
         self.namespace = namespace
         self.log_path = log_path
+        self.kubeconfig = kubeconfig or kubeconfig_path()
+        self.args = args
+        self.env = env or {}
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.process: subprocess.Popen | None = None
@@ -107,7 +119,7 @@ class Operator:
         import os
         import sys
 
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig_path()), "MODELOPS_RUNTIME_IMAGE": "modelops:test"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MODELOPS_RUNTIME_IMAGE": "modelops:test", **self.env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -121,6 +133,7 @@ class Operator:
                     f"http://127.0.0.1:{self.health_port}/healthz",
                     "--metrics-port",
                     str(self.metrics_port),
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

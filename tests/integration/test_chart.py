@@ -1,37 +1,267 @@
-"""The Helm chart lints, renders our CRDs and an operator that passes Pod Security "restricted"."""
+"""The Helm chart: lints and renders clean, refuses bad values by name, and installs an operator that can do its job
+and nothing more (it runs here as the chart's ServiceAccount, with that account's own token)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import yaml
 
-from modelops.devcluster.toolchain import Toolchain
+from modelops.devcluster.cluster import kubeconfig_path
+from modelops.devcluster.toolchain import KUBERNETES_VERSION, Toolchain
 from tests.conftest import ROOT
-from tests.integration.conftest import Kubectl
+from tests.integration.conftest import APPROVERS, Kubectl, Operator
+from tests.integration.test_podrunner import eventually
 
 CHART = ROOT / "charts" / "modelops"
+EVERYTHING = (
+    "metrics.serviceMonitor.enabled=true",
+    "metrics.prometheusRule.enabled=true",
+    "grafana.dashboard.enabled=true",
+    "argocd.healthChecks=true",
+)
 
 
-def helm(tools: Toolchain, *args: str) -> str:
-    done = subprocess.run([str(tools.helm), *args], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def test_chart_lints_and_renders(cluster: Toolchain) -> None:
-    helm(cluster, "lint", str(CHART), "--kube-version", "1.34.4")
-    rendered = list(
-        yaml.safe_load_all(helm(cluster, "template", "mo", str(CHART), "--include-crds", "--kube-version", "1.34.4"))
+def helm(tools: Toolchain, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [str(tools.helm), f"--kubeconfig={kubeconfig_path()}", *args], capture_output=True, text=True, timeout=120
     )
-    kinds = sorted(d["kind"] for d in rendered if d)
-    assert kinds.count("CustomResourceDefinition") == 4
-    assert "Deployment" in kinds and "ServiceAccount" in kinds
+    assert done.returncode == 0 or not check, done.stderr
+    return done
+
+
+def render(tools: Toolchain, *values: str, namespace: str = "modelops", show: str = "") -> list[dict]:
+    sets = [arg for value in values for arg in ("--set", value)]
+    only = ["--show-only", show] if show else []
+    text = helm(
+        tools, "template", "mo", str(CHART), "-n", namespace, "--kube-version", KUBERNETES_VERSION, *sets, *only
+    )
+    return [d for d in yaml.safe_load_all(text.stdout) if d]
+
+
+def named(documents: list[dict], kind: str) -> dict[str, dict]:
+    return {
+        (d["metadata"].get("namespace", "") + "/" + d["metadata"]["name"]): d for d in documents if d["kind"] == kind
+    }
+
+
+def test_chart_lints_clean_with_every_option(cluster: Toolchain) -> None:
+    for values in ((), EVERYTHING, (*EVERYTHING, "watchNamespaces={a,b}", "replicas=2")):
+        sets = [arg for value in values for arg in ("--set", value)]
+        done = helm(cluster, "lint", "--strict", str(CHART), "--kube-version", KUBERNETES_VERSION, *sets)
+        assert "0 chart(s) failed" in done.stdout and "WARNING" not in done.stdout + done.stderr, done.stdout
+
+
+def test_cluster_wide_install_renders_everything(cluster: Toolchain) -> None:
+    sets = [arg for value in EVERYTHING for arg in ("--set", value)]
+    text = helm(cluster, "template", "mo", str(CHART), "--include-crds", "--kube-version", KUBERNETES_VERSION, *sets)
+    assert not text.stderr, text.stderr  # no warnings (e.g. about links in the chart)
+    documents = [d for d in yaml.safe_load_all(text.stdout) if d]
+    crds = named(documents, "CustomResourceDefinition")
+    assert {name.split(".")[0].strip("/") for name in crds} >= {
+        "modelbuilds", "modelversions", "modeldeployments", "modelmonitors", "kopfpeerings", "clusterkopfpeerings"
+    }  # fmt: skip
+    for kind in ("ServiceMonitor", "PrometheusRule", "ValidatingAdmissionPolicy", "ClusterKopfPeering", "Service"):
+        assert named(documents, kind), kind
+    dashboards = [c for c in named(documents, "ConfigMap").values() if c["metadata"]["name"].endswith("-dashboard")]
+    assert json.loads(dashboards[0]["data"]["modelops.json"])["uid"] == "modelops"
+    binding = named(documents, "ClusterRoleBinding")["/mo-modelops"]
+    assert binding["roleRef"]["name"] == "mo-modelops"  # cluster-wide: the operator's rules bound everywhere
+    (operator,) = named(documents, "Deployment").values()
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--no-standalone" in args and not any(a.startswith("--namespace") for a in args)
+
+
+def test_listed_namespaces_get_roles_there_only(cluster: Toolchain) -> None:
+    documents = render(cluster, "watchNamespaces={team-a,team-b}")
+    bindings = named(documents, "RoleBinding")
+    assert set(bindings) == {"team-a/mo-modelops", "team-b/mo-modelops"}
+    assert "/mo-modelops" not in named(documents, "ClusterRoleBinding")
+    assert set(named(documents, "KopfPeering")) == {"team-a/modelops", "team-b/modelops"}
+    cluster_rules = named(documents, "ClusterRole")["/mo-modelops-cluster"]["rules"]
+    assert [r["resources"] for r in cluster_rules] == [["customresourcedefinitions"]]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("replicas=0", "at '/replicas': minimum: got 0, want 1"),
+        ("watchNamespaces={Prod}", "at '/watchNamespaces/0': 'Prod' does not match pattern"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
+        ("metrics.serviceMonitor.enabeld=true", "at '/metrics/serviceMonitor': additional properties 'enabeld'"),
+        ("metrics.port=8080", "at '/metrics/port'"),
+        ("approvals.groups={}", "at '/approvals/groups/0': minLength"),
+        ("argocd.namespace=Argo_CD", "at '/argocd/namespace'"),
+    ],
+)
+def test_bad_values_fail_naming_the_field(cluster: Toolchain, value: str, message: str) -> None:
+    done = helm(cluster, "template", "mo", str(CHART), "--kube-version", KUBERNETES_VERSION, "--set", value, check=False)
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+
+
+def test_operator_alert_rules_pass_promtool(cluster: Toolchain, tmp_path: Path) -> None:
+    (rule,) = named(render(cluster, *EVERYTHING, show="templates/metrics.yaml"), "PrometheusRule").values()
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump(rule["spec"]))
+    checked = subprocess.run(
+        [shutil.which("promtool") or "promtool", "check", "rules", str(rules_file)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_operator_pod_passes_restricted_pod_security(cluster: Toolchain, kubectl: Kubectl) -> None:
     kubectl.run("label", "namespace", kubectl.namespace, "pod-security.kubernetes.io/enforce=restricted")
-    rendered = helm(cluster, "template", "mo", str(CHART), "--namespace", kubectl.namespace, "--kube-version", "1.34.4")
-    done = kubectl.apply(rendered, "--dry-run=server", check=False)
+    sets = [arg for value in EVERYTHING for arg in ("--set", value)]
+    text = helm(
+        cluster, "template", "mo", str(CHART), "-n", kubectl.namespace, "--kube-version", KUBERNETES_VERSION, *sets
+    )
+    deployment = [d for d in yaml.safe_load_all(text.stdout) if d and d["kind"] == "Deployment"]
+    done = kubectl.apply(deployment[0], "--dry-run=server", check=False)
     assert done.returncode == 0, done.stderr
     assert "violate" not in done.stderr, done.stderr
+
+
+# ---- helm install, then the operator as the chart's ServiceAccount ----
+
+
+@pytest.fixture
+def extra_namespaces(kubectl: Kubectl) -> Iterator[tuple[str, str]]:
+    """The namespace the operator watches, and a stand-in for Argo CD's (with an argocd-cm already in use)."""
+    apps, argocd = (f"{kubectl.namespace[:50]}-{suffix}" for suffix in ("apps", "argo"))
+    admin = Kubectl(kubectl.tools)
+    for name in (apps, argocd):
+        admin.run("create", "namespace", name)
+    admin.run("create", "configmap", "argocd-cm", "-n", argocd, "--from-literal=url=https://argocd.example.com")
+    yield apps, argocd
+    for name in (apps, argocd):
+        admin.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def release(cluster: Toolchain, kubectl: Kubectl, extra_namespaces: tuple[str, str]) -> Iterator[str]:
+    apps, argocd = extra_namespaces
+    name = f"mo-{uuid.uuid4().hex[:6]}"
+    values = ("argocd.healthChecks=true", f"argocd.namespace={argocd}", f"watchNamespaces={{{apps}}}")
+    sets = [arg for value in values for arg in ("--set", value)]
+    helm(cluster, "install", name, str(CHART), "-n", kubectl.namespace, *sets)
+    yield name
+    helm(cluster, "uninstall", name, "-n", kubectl.namespace, "--wait", check=False)
+
+
+def service_account_kubeconfig(kubectl: Kubectl, account: str, path: Path) -> Path:
+    """A kubeconfig that is the ServiceAccount: a token from the TokenRequest API, as its pod would mount."""
+    token = kubectl.run("create", "token", account, "--duration=1h").stdout.strip()
+    config = yaml.safe_load(kubeconfig_path().read_text())
+    config["users"] = [{"name": account, "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = account
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def health_check_folder(cluster: Toolchain, release: str, argocd: str, folder: Path) -> Path:
+    """The chart's argocd-health ConfigMap as the pod would mount it: one file per key."""
+    (config_map,) = render(
+        cluster, "argocd.healthChecks=true", f"argocd.namespace={argocd}", show="templates/argocd-health.yaml"
+    )
+    folder.mkdir()
+    for key, text in config_map["data"].items():
+        (folder / key).write_text(text)
+    return folder
+
+
+def can(kubectl: Kubectl, user: str, *request: str) -> bool:
+    done = kubectl.run("auth", "can-i", *request, f"--as={user}", check=False)
+    return done.stdout.strip() == "yes"
+
+
+def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
+    cluster: Toolchain, kubectl: Kubectl, release: str, extra_namespaces: tuple[str, str], tmp_path: Path
+) -> None:
+    apps, argocd = extra_namespaces
+    account = f"{release}-modelops"
+    installed = kubectl.get("deployment,serviceaccount,service", "-l", f"app.kubernetes.io/instance={release}")
+    assert sorted(i["kind"] for i in installed["items"]) == ["Deployment", "Service", "ServiceAccount"]
+    assert Kubectl(cluster, apps).get("kopfpeering", "modelops")
+
+    # What it may and may not do, as the API server's authorizer answers for the chart's ServiceAccount.
+    user = f"system:serviceaccount:{kubectl.namespace}:{account}"
+    admin = Kubectl(cluster)
+    allowed = [
+        ("get", "secrets", "-n", apps),
+        ("create", "jobs.batch", "-n", apps),
+        ("patch", "deployments.apps", "-n", apps),
+        ("patch", "modeldeployments.modelops.io/status", "-n", apps),
+        ("patch", "configmaps/argocd-cm", "-n", argocd),
+    ]
+    refused = [
+        ("get", "secrets", "-n", kubectl.namespace),  # its own namespace is not one it watches
+        ("get", "secrets", "-n", "default"),
+        ("list", "secrets", "-n", apps),  # it reads the one Secret a monitor names, never lists them
+        ("create", "jobs.batch", "-n", "default"),
+        ("delete", "nodes"),
+        ("create", "pods", "-n", apps),
+        ("delete", "modelversions.modelops.io", "-n", apps),
+        ("patch", "configmaps/other", "-n", argocd),
+        ("create", "clusterrolebindings"),
+    ]
+    assert [r for r in allowed if not can(admin, user, *r)] == []
+    assert [r for r in refused if can(admin, user, *r)] == []
+
+    # The operator, as that ServiceAccount, with Kopf peering on, takes the examples from a build to a monitor.
+    identity = service_account_kubeconfig(kubectl, account, tmp_path / "operator.kubeconfig")
+    health = health_check_folder(cluster, release, argocd, tmp_path / "argocd-health")
+    env = {"MODELOPS_ARGOCD_NAMESPACE": argocd, "MODELOPS_ARGOCD_HEALTH_DIR": str(health)}
+    active = Operator(apps, tmp_path / "active.log", kubeconfig=identity, args=("--no-standalone",), env=env)
+    active.start()
+    standby = Operator(apps, tmp_path / "standby.log", kubeconfig=identity, args=("--no-standalone",))
+    try:
+        run_the_examples(Kubectl(cluster, apps))
+        standby.start()
+        eventually(lambda: "Pausing operations in favour of" in standby.log(), what="the second replica to stand by")
+        active.stop()
+        eventually(lambda: "Resuming operations" in standby.log(), what="the standby to take over")
+    finally:
+        standby.stop()
+        active.stop()
+    for log in (active.log(), standby.log()):
+        assert "Forbidden" not in log and "403" not in log, log[-3000:]
+
+    argocd_cm = admin.get("configmap", "argocd-cm", "-n", argocd)["data"]
+    assert argocd_cm["url"] == "https://argocd.example.com"  # what was there stays
+    assert {k for k in argocd_cm if k.startswith("resource.customizations.health.modelops.io_")} == {
+        f"resource.customizations.health.modelops.io_{kind}"
+        for kind in ("ModelBuild", "ModelVersion", "ModelDeployment", "ModelMonitor")
+    }
+
+
+def run_the_examples(apps: Kubectl) -> None:
+    """examples/ as a newcomer applies them: build, approve, serve, monitor."""
+    examples = ROOT / "examples"
+    apps.run("apply", "-f", str(examples / "01-modelbuild.yaml"))
+    eventually(
+        lambda: apps.get("mb", "breast-cancer-1").get("status", {}).get("phase") == "Succeeded",
+        timeout=240,
+        what="the build to succeed",
+    )
+    eventually(
+        lambda: apps.get("mv", "breast-cancer-v1").get("status", {}).get("stage") == "Validated", what="Validated"
+    )
+    patch = {"spec": {"approval": {"state": "Approved", "by": "dana", "reason": "chart test"}}}
+    apps.as_user("dana", APPROVERS).run("patch", "mv", "breast-cancer-v1", "--type=merge", "-p", json.dumps(patch))
+    apps.run("apply", "-f", str(examples / "02-modeldeployment.yaml"), "-f", str(examples / "03-modelmonitor.yaml"))
+
+    def ready(kind: str, name: str) -> bool:
+        conditions = apps.get(kind, name).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    eventually(lambda: ready("md", "breast-cancer"), timeout=240, what="the deployment to be Ready")
+    eventually(
+        lambda: apps.get("mm", "breast-cancer").get("status", {}).get("lastCheckTime"), timeout=60, what="a check"
+    )

@@ -24,3 +24,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "modelops.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
+
+{{- define "modelops.subject" -}}
+- kind: ServiceAccount
+  name: {{ include "modelops.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
+
+{{- define "modelops.runtimeImage" -}}
+{{ .Values.runtimeImage | default (include "modelops.image" .) }}
+{{- end }}

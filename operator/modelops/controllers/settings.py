@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -11,6 +12,15 @@ FIELD_MANAGER = "modelops"
 #: Threads for the (synchronous) handlers: they wait on the API server, not on the CPU.
 WORKERS = 20
 FINALIZER = "modelops.io/finalizer"
+
+
+def standby_priority(started: float) -> int:
+    """Kopf peering priority: the replica that started first works, later ones wait as standbys.
+
+    Kopf pauses an operator while a peer with a higher priority lives, and pauses *all* on a tie, so every replica
+    needs its own: the negated start time in milliseconds.
+    """
+    return -int(started * 1000)
 
 
 @kopf.on.startup()
@@ -22,6 +32,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.peering.name = "modelops"
     settings.peering.mandatory = False
+    settings.peering.priority = standby_priority(time.time())
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30

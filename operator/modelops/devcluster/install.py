@@ -23,6 +23,7 @@ def _kubectl(tools: Toolchain, *args: str, stdin: str | None = None) -> str:
 
 def install_api(tools: Toolchain, crds: Path, chart: Path) -> str:
     """Apply (server-side, idempotent) and wait until the CRDs are Established; returns kubectl's report."""
+    crds = crds.resolve()  # kubectl does not walk a linked folder
     report = _kubectl(tools, "apply", "--server-side", "--force-conflicts", "-f", str(crds))
     _kubectl(tools, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
     show_only = [arg for template in APPROVAL_TEMPLATES for arg in ("--show-only", template)]
