@@ -101,7 +101,9 @@ def test_listed_namespaces_get_roles_there_only(cluster: Toolchain) -> None:
     ],
 )
 def test_bad_values_fail_naming_the_field(cluster: Toolchain, value: str, message: str) -> None:
-    done = helm(cluster, "template", "mo", str(CHART), "--kube-version", KUBERNETES_VERSION, "--set", value, check=False)
+    done = helm(
+        cluster, "template", "mo", str(CHART), "--kube-version", KUBERNETES_VERSION, "--set", value, check=False
+    )
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
 
@@ -265,3 +267,30 @@ def run_the_examples(apps: Kubectl) -> None:
     eventually(
         lambda: apps.get("mm", "breast-cancer").get("status", {}).get("lastCheckTime"), timeout=60, what="a check"
     )
+
+
+# ---- the example Argo CD Applications ----
+
+APPLICATIONS = {path.name: yaml.safe_load(path.read_text()) for path in (ROOT / "examples" / "argocd").glob("*.yaml")}
+
+
+def test_example_application_values_install(cluster: Toolchain, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(APPLICATIONS["operator.yaml"]["spec"]["source"]["helm"]["valuesObject"]))
+    documents = helm(cluster, "template", "mo", str(CHART), "--kube-version", KUBERNETES_VERSION, "-f", str(values))
+    assert "kind: ServiceMonitor" in documents.stdout and "kind: KopfPeering" in documents.stdout
+
+
+def test_ignored_differences_name_fields_of_our_kinds() -> None:
+    """A pointer that names no field of the CRD would silently ignore nothing."""
+    crds = {
+        doc["spec"]["names"]["kind"]: doc
+        for doc in (yaml.safe_load(p.read_text()) for p in (ROOT / "crds").glob("model*.yaml"))
+    }
+    for ignored in APPLICATIONS["models.yaml"]["spec"]["ignoreDifferences"]:
+        schema = crds[ignored["kind"]]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for pointer in ignored["jsonPointers"]:
+            node = schema
+            for part in pointer.strip("/").split("/"):
+                node = node["properties"][part]
+            assert node["description"], pointer
