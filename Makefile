@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 PYTHON_VERSION := python3.11
 export UV_PYTHON_DOWNLOADS := never
 export UV_CACHE_DIR ?= $(CACHE)/uv-cache
+# The pinned uv, for tests that build what the image gets (scripts/image-venv.sh).
+export MODELOPS_UV := $(UV)
 
 .PHONY: install lock crds lint format test unit integration demo cluster-up cluster-down clean prometheus
 
