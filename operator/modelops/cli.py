@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from modelops.client import Client
 
 app = typer.Typer(help="ModelOps: build, version, deploy and monitor models on Kubernetes.", no_args_is_help=True)
 cluster_app = typer.Typer(help="The local Kubernetes control plane (no Docker needed).", no_args_is_help=True)
@@ -16,6 +21,55 @@ console = Console(stderr=True)
 
 def _say(message: str) -> None:
     console.print(f"[bold cyan]modelops[/] {message}")
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print an error (the API server's words, unwrapped) and return the exit to raise."""
+    console.print(f"[bold red]error[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(1)
+
+
+# How to reach the API server, as kubectl does.
+Kubeconfig = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        metavar="PATH",
+        help="Path of the kubeconfig; default $KUBECONFIG, else ~/.kube/config.",
+        show_default=False,
+    ),
+]
+Context = Annotated[
+    str | None, typer.Option("--context", metavar="NAME", help="The kubeconfig context to use.", show_default=False)
+]
+Namespace = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace",
+        "-n",
+        metavar="NAME",
+        help="Namespace; default the context's, else `default`.",
+        show_default=False,
+    ),
+]
+AsUser = Annotated[
+    str | None, typer.Option("--as", metavar="USER", help="Act as this user (impersonation).", show_default=False)
+]
+AsGroups = Annotated[
+    list[str] | None,
+    typer.Option("--as-group", metavar="GROUP", help="Act as a member of this group (repeatable; needs --as)."),
+]
+
+
+def _connect(
+    kubeconfig: str | None, context: str | None, namespace: str | None, as_user: str | None, as_groups: list[str] | None
+) -> Client:
+    from modelops.client import KubeError, connect
+
+    try:
+        return connect(kubeconfig, context, namespace, as_user, as_groups or ())
+    except KubeError as error:
+        raise _fail(str(error)) from None
 
 
 @app.command()
@@ -90,7 +144,8 @@ def cluster_tools() -> None:
 @app.command()
 def run(
     namespace: Annotated[
-        list[str] | None, typer.Option("--namespace", "-n", help="Watch only these namespaces (repeatable).")
+        list[str] | None,
+        typer.Option("--namespace", "-n", metavar="NAME", help="Watch only these namespaces (repeatable)."),
     ] = None,
     liveness: Annotated[str, typer.Option(help="Liveness endpoint.")] = "http://0.0.0.0:8080/healthz",
     metrics_port: Annotated[int, typer.Option(help="Port of the Prometheus metrics endpoint; 0 disables.")] = 9090,
@@ -100,6 +155,116 @@ def run(
     from modelops.controllers.main import run_operator
 
     run_operator(namespaces=namespace or [], liveness=liveness, metrics_port=metrics_port, standalone=standalone)
+
+
+class Output(StrEnum):
+    tree = "tree"
+    json = "json"
+    yaml = "yaml"
+
+
+@app.command()
+def lineage(
+    ref: Annotated[
+        str, typer.Argument(metavar="KIND/NAME", help="md/NAME, mv/NAME or mb/NAME (kubectl's kind names).")
+    ],
+    output: Annotated[Output, typer.Option("--output", "-o", help="tree for people; json or yaml for machines.")] = (
+        Output.tree
+    ),
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+    as_user: AsUser = None,
+    as_group: AsGroups = None,
+) -> None:
+    """What is deployed, from what, approved by whom: a deployment's versions, their data, trainer and approval."""
+    import json
+
+    import yaml
+
+    from modelops.client import KubeError
+    from modelops.resources import lineage as lineages
+
+    try:
+        kind, name = lineages.parse_ref(ref)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="KIND/NAME") from None
+    kube = _connect(kubeconfig, context, namespace, as_user, as_group)
+    try:
+        found = lineages.collect(kind, name, kube.get)
+    except lineages.NotFound as error:
+        raise _fail(f"{error} in namespace {kube.namespace}") from None
+    except KubeError as error:
+        raise _fail(str(error)) from None
+    if output is Output.json:
+        print(json.dumps(lineages.as_data(found), indent=2))
+    elif output is Output.yaml:
+        print(yaml.safe_dump(lineages.as_data(found), sort_keys=False, allow_unicode=True), end="")
+    else:
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=100_000)  # piped: whole lines, for grep
+        out.print(lineages.tree(found))
+
+
+@app.command()
+def approve(
+    version: Annotated[str, typer.Argument(help="The ModelVersion: NAME or mv/NAME.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record.", show_default=False)] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+    as_user: AsUser = None,
+    as_group: AsGroups = None,
+) -> None:
+    """Approve a model version as yourself; only members of the approvers group may."""
+    _decide(_version_name(version), "Approved", reason, _connect(kubeconfig, context, namespace, as_user, as_group))
+
+
+@app.command()
+def reject(
+    version: Annotated[str, typer.Argument(help="The ModelVersion: NAME or mv/NAME.")],
+    reason: Annotated[str | None, typer.Option(help="Why (required).", show_default=False)] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+    as_user: AsUser = None,
+    as_group: AsGroups = None,
+) -> None:
+    """Reject a model version as yourself, saying why; only members of the approvers group may."""
+    if not (reason or "").strip():
+        raise typer.BadParameter(
+            "a rejection needs a reason: --reason TEXT says why, for the record", param_hint="--reason"
+        )
+    _decide(_version_name(version), "Rejected", reason, _connect(kubeconfig, context, namespace, as_user, as_group))
+
+
+def _version_name(version: str) -> str:
+    """`breast-cancer-v2` or `mv/breast-cancer-v2` → `breast-cancer-v2`; only a ModelVersion carries an approval."""
+    from modelops.api.v1alpha1 import ModelVersion
+    from modelops.resources.lineage import parse_ref
+
+    if "/" not in version:
+        return version
+    try:
+        kind, name = parse_ref(version)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="VERSION") from None
+    if kind is not ModelVersion:
+        raise typer.BadParameter(f"{version!r}: only a ModelVersion is approved or rejected", param_hint="VERSION")
+    return name
+
+
+def _decide(name: str, state: str, reason: str | None, kube: Client) -> None:
+    """Set spec.approval with `by` as the API server knows the caller; the approval policy judges the rest."""
+    from modelops.client import KubeError
+
+    try:
+        by = kube.username()
+        kube.set_approval(name, state, by, reason)
+    except KubeError as error:
+        raise _fail(str(error)) from None
+    _say(f"{escape(name)} {state.lower()} by {escape(by)}" + (f": {escape(reason)}" if reason else ""))
 
 
 @app.command()

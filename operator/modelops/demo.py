@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from sklearn.datasets import load_breast_cancer
 
@@ -73,6 +75,21 @@ def main() -> int:
         done = cluster.kubectl(tools, "get", kind, name, "-n", NAMESPACE, "-o", f"jsonpath={path}")
         return done.stdout.strip() or None if done.returncode == 0 else None
 
+    def modelops(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """The `modelops` command as a person types it, shown first, in the demo namespace."""
+        command = ["modelops", *args, "-n", NAMESPACE]
+        console.print(f"  [dim]$ {escape(shlex.join(command))}[/]", highlight=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "modelops.cli", *command[1:]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "KUBECONFIG": str(kubeconfig_path())},
+        )
+        if check and done.returncode != 0:
+            raise SystemExit(f"{shlex.join(command)} failed: {done.stderr}")
+        return done
+
     def fields(kind: str, name: str, *paths: str) -> str:
         """The non-empty values of several fields, joined by spaces."""
         return " ".join(value for path in paths if (value := field(kind, name, path)))
@@ -117,37 +134,15 @@ def main() -> int:
             console.print(f"  {'✔' if check['passed'] else '✘'} {check['message']}")
 
         step("7. approval, by dana of the approvers group (anyone else is refused by the API server)")
-        refused = cluster.kubectl(
-            tools,
-            "--as=mallory",
-            "patch",
-            "mv",
-            version,
-            "-n",
-            NAMESPACE,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"approval": {"state": "Approved", "by": "mallory"}}}),
+        refused = modelops("approve", version, "--reason", "looks fine to me", "--as=mallory", check=False)
+        console.print(f"  mallory: [red]{escape(refused.stderr.strip().splitlines()[-1].removeprefix('error '))}[/]")
+        show(modelops("approve", version, "--reason", "metrics reviewed", *APPROVER).stderr)
+        wait_for(
+            lambda: field("mv", version, "{.status.stage}"), f"ModelVersion {version}", settled=("Approved", "Rejected")
         )
-        console.print(f"  mallory: [red]{refused.stderr.strip().splitlines()[-1]}[/]")
-        approval = {"spec": {"approval": {"state": "Approved", "by": "dana", "reason": "metrics reviewed"}}}
-        kubectl(*APPROVER, "patch", "mv", version, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(approval))
-        wait_for(lambda: field("mv", version, "{.status.stage}"), f"ModelVersion {version}")
 
         step("8. lineage: what was trained, from what, approved by whom")
-        lineage = json.loads(kubectl("get", "mv", version, "-n", NAMESPACE, "-o", "json"))
-        spec, status = lineage["spec"], lineage["status"]
-        for label, value in (
-            ("artifact", f"{spec['artifact']['uri']} ({spec['artifact']['digest'][:19]}…)"),
-            ("dataset", f"{spec['lineage']['datasetUri']} ({spec['lineage']['datasetDigest'][:19]}…)"),
-            (
-                "trainer",
-                f"{spec['lineage']['trainerImage']}, {spec['lineage']['estimator']} {spec['lineage']['parameters']}",
-            ),
-            ("metrics", ", ".join(f"{k}={v:.3f}" for k, v in spec["metrics"].items())),
-            ("approved", f"by {status.get('approvedBy')} at {status.get('approvedAt')}"),
-        ):
-            console.print(f"  {label:<9} {value}")
+        show(modelops("lineage", f"mv/{version}").stdout)
         step("9. serving: the ModelDeployment follows the latest Approved version")
         wait_for(
             lambda: fields(
@@ -157,6 +152,7 @@ def main() -> int:
             settled=("Serving",),
         )
         show(kubectl("get", "md,deployment,service", "-n", NAMESPACE))
+        show(modelops("lineage", "md/breast-cancer").stdout)
         pods = json.loads(
             kubectl("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/instance=breast-cancer", "-o", "json")
         )
