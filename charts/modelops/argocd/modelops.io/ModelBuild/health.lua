@@ -1,6 +1,6 @@
 -- Argo CD health of a modelops.io ModelBuild: one training run, which ends Succeeded or Failed.
--- Only the base and table libraries: Argo CD runs custom checks without string, math or os.
--- This prelude is the same in all four modelops.io scripts: Argo CD loads each script alone.
+-- Only base and table functions: Argo CD runs a check from argocd-cm without the string and math libraries.
+-- The deletion and generation prelude is repeated in all four modelops.io scripts: Argo CD loads each script alone.
 local hs = {}
 if obj.metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
