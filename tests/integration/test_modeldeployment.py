@@ -229,6 +229,16 @@ def test_canary_is_promoted_then_a_bad_one_is_rolled_back(
     ]
     reasons = [e["reason"] for e in kubectl.get("events", "--field-selector", "involvedObject.name=cancer")["items"]]
     assert {"CanaryStarted", "CanaryPromoted", "CanaryRolledBack"} <= set(reasons)
+    # What the dashboard's rollout panels read from the operator.
+    scraped = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
+    series = f'deployment="cancer",namespace="{kubectl.namespace}"'
+    for decision, count in (("Start", 2), ("Promote", 1), ("RollBack", 1)):
+        assert f'modelops_rollout_decisions_total{{decision="{decision}",{series}}} {count:.1f}' in scraped, decision
+    assert (
+        f'modelops_deployment_serving_version{{deployment="cancer",model="cancer",namespace="{kubectl.namespace}"}} 2.0'
+        in scraped
+    )
+    assert f"modelops_rollout_canary_weight{{{series}}} 0.0" in scraped
     eventually(
         lambda: kubectl.run("get", "deployment", "cancer-canary", check=False).returncode != 0, what="canary gone"
     )

@@ -7,9 +7,8 @@ import prometheus_client
 
 from modelops import __version__
 
-from . import modelbuild, modeldeployment, modelmonitor, modelversion, settings  # noqa: F401  (importing registers the handlers)
-
-OPERATOR_INFO = prometheus_client.Info("modelops_operator", "The running ModelOps operator.")
+from . import argocd, modelbuild, modeldeployment, modelmonitor, modelversion, settings  # noqa: F401  (importing registers the handlers)
+from .metrics import OPERATOR_INFO
 
 
 def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, standalone: bool) -> None:
@@ -18,7 +17,12 @@ def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, sta
     OPERATOR_INFO.info({"version": __version__})
     if metrics_port:
         prometheus_client.start_http_server(metrics_port)
+    operator_settings = kopf.OperatorSettings()
+    # Watching listed namespaces, the operator has no cluster-wide permission: Kopf must not try to list namespaces
+    # or CRDs (it would retry for a minute, then carry on); the kinds it serves are found once, at startup.
+    operator_settings.scanning.disabled = bool(namespaces)
     kopf.run(
+        settings=operator_settings,
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=standalone,

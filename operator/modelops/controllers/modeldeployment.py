@@ -14,7 +14,7 @@ from modelops.resources import modeldeployment as children
 from modelops.resources.conditions import kstatus, now
 from modelops.resources.measure import ServingTotals, serving_totals
 
-from . import kube, pods, prometheus
+from . import kube, metrics, pods, prometheus
 from .config import RUNTIME_IMAGE
 from .locks import object_lock
 
@@ -61,6 +61,7 @@ def reconcile(namespace: str, name: str) -> None:
     with object_lock(KIND, namespace, name):
         body = kube.get(API_VERSION, KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            metrics.deployment_gone(namespace, name)
             return
         _reconcile(body)
 
@@ -108,6 +109,7 @@ def _reconcile(body: dict[str, Any]) -> None:
                 history = children.history_start(history, target.metadata.name, "canary", when)
                 decision = f"canary {target.metadata.name} started beside {stable.metadata.name}"
                 rollout["lastDecision"] = {"action": "Start", "reason": decision, "time": when}
+                metrics.rollout_decision(namespace, md.metadata.name, "Start")
                 said.append(("Normal", "CanaryStarted", decision))
     if canary is None and rollout.get("phase") == "Progressing":  # the target moved away from the canary
         history = children.history_end(history, rollout["canaryVersion"], "canary", "Replaced", when)
@@ -145,6 +147,7 @@ def _reconcile(body: dict[str, Any]) -> None:
     if _changed(old, status):
         previous = {k: v for k, v in old.items() if k != "kopf"}
         kube.patch_status(API_VERSION, KIND, namespace, md.metadata.name, kube.merge_patch(previous, status))
+    metrics.deployment_status(namespace, md.metadata.name, md.spec.model, status)
     for type_, reason, message in said:
         kopf.event(body, type=type_, reason=reason, message=message)
 
@@ -179,6 +182,7 @@ def _analyse(
     when = now()
     if verdict.action != "Wait" or (rollout.get("lastDecision") or {}).get("reason") != verdict.reason:
         rollout["lastDecision"] = {"action": verdict.action, "reason": verdict.reason, "time": when}
+        metrics.rollout_decision(namespace, md.metadata.name, verdict.action)
     name = canary.metadata.name
     if verdict.action == "Advance":
         rollout["step"] += 1

@@ -13,7 +13,6 @@ from typing import Any
 
 import fsspec
 import kopf
-import prometheus_client
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelMonitor
 from modelops.api.v1alpha1.common import duration_seconds
@@ -24,23 +23,9 @@ from modelops.resources.conditions import kstatus, now, set_condition
 from modelops.resources.measure import ServingTotals, serving_totals
 
 from . import kube, pods, prometheus, webhook
+from .metrics import ALERT_ACTIVE, DRIFT_SCORE, ERROR_RATE, RETRAINS
 
 KIND = "ModelMonitor"
-DRIFT_SCORE = prometheus_client.Gauge(
-    "modelops_monitor_drift_score",
-    "Drift score of a feature in the last window.",
-    ["namespace", "monitor", "feature", "method"],
-)
-ALERT_ACTIVE = prometheus_client.Gauge(
-    "modelops_monitor_alert_active", "1 while an alert is raised.", ["namespace", "monitor", "alert"]
-)
-ERROR_RATE = prometheus_client.Gauge(
-    "modelops_monitor_error_rate", "Error rate in the last window.", ["namespace", "monitor"]
-)
-RETRAINS = prometheus_client.Counter(
-    "modelops_monitor_retrains", "ModelBuilds started by monitors.", ["namespace", "monitor"]
-)
-
 #: Each monitor's recent scrapes (time, totals), to take windows of cumulative counters; lost on restart,
 #: after which the first window is everything the pods counted.
 _snapshots: dict[str, deque[tuple[float, ServingTotals]]] = {}

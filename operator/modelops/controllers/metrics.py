@@ -1,0 +1,80 @@
+"""The operator's Prometheus metrics, all of them: what the monitors judged, the rollouts' decisions and canary
+weights, and the version each deployment serves. `main.run_operator` serves them on `--metrics-port`; the chart's
+Grafana dashboard (charts/modelops/dashboards/modelops.json) queries them by these names.
+
+Every series about a resource carries that resource's own `namespace` label, so scrape the operator with
+`honor_labels` (a PodMonitor's or ServiceMonitor's `honorLabels: true`), or Prometheus renames the label
+`exported_namespace`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import prometheus_client
+
+OPERATOR_INFO = prometheus_client.Info("modelops_operator", "The running ModelOps operator.")
+
+DRIFT_SCORE = prometheus_client.Gauge(
+    "modelops_monitor_drift_score",
+    "Drift score of a feature in the last window.",
+    ["namespace", "monitor", "feature", "method"],
+)
+ALERT_ACTIVE = prometheus_client.Gauge(
+    "modelops_monitor_alert_active", "1 while an alert is raised.", ["namespace", "monitor", "alert"]
+)
+ERROR_RATE = prometheus_client.Gauge(
+    "modelops_monitor_error_rate", "Error rate in the last window.", ["namespace", "monitor"]
+)
+RETRAINS = prometheus_client.Counter(
+    "modelops_monitor_retrains", "ModelBuilds started by monitors.", ["namespace", "monitor"]
+)
+
+CANARY_WEIGHT = prometheus_client.Gauge(
+    "modelops_rollout_canary_weight",
+    "Percent of a deployment's traffic its canary serves (0 without a canary).",
+    ["namespace", "deployment"],
+)
+ROLLOUT_DECISIONS = prometheus_client.Counter(
+    "modelops_rollout_decisions",
+    "Canary rollout decisions as recorded in status.rollout.lastDecision, by action "
+    "(Start, Wait, Advance, Promote, RollBack; a Wait counts when its reason changes).",
+    ["namespace", "deployment", "decision"],
+)
+SERVING_VERSION = prometheus_client.Gauge(
+    "modelops_deployment_serving_version",
+    "The version number a deployment serves on its stable track (no series while it serves none).",
+    ["namespace", "deployment", "model"],
+)
+
+#: (namespace, deployment) → the `model` label of its serving-version series, to drop it when the model changes.
+_serving_model: dict[tuple[str, str], str] = {}
+_lock = threading.Lock()
+
+
+def rollout_decision(namespace: str, deployment: str, action: str) -> None:
+    """Count a decision the rollout recorded in status.rollout.lastDecision."""
+    ROLLOUT_DECISIONS.labels(namespace, deployment, action).inc()
+
+
+def deployment_status(namespace: str, deployment: str, model: str, status: dict[str, Any]) -> None:
+    """Export a ModelDeployment's status: its canary weight and the version it serves."""
+    CANARY_WEIGHT.labels(namespace, deployment).set((status.get("rollout") or {}).get("canaryWeight") or 0)
+    version = status.get("servingVersionNumber")
+    with _lock:
+        previous = _serving_model.pop((namespace, deployment), None)
+        if previous is not None and (previous != model or version is None):
+            SERVING_VERSION.remove(namespace, deployment, previous)
+        if version is not None:
+            SERVING_VERSION.labels(namespace, deployment, model).set(version)
+            _serving_model[(namespace, deployment)] = model
+
+
+def deployment_gone(namespace: str, deployment: str) -> None:
+    """Drop a deleted ModelDeployment's series."""
+    labels = {"namespace": namespace, "deployment": deployment}
+    with _lock:
+        _serving_model.pop((namespace, deployment), None)
+        for metric in (CANARY_WEIGHT, ROLLOUT_DECISIONS, SERVING_VERSION):
+            metric.remove_by_labels(labels)
