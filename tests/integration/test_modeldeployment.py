@@ -3,16 +3,14 @@ a canary promoted on good measurements, a canary rolled back on a high error rat
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
-import threading
 from typing import Any
 
 import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from modelops.devcluster.traffic import Traffic, ready_pod_addresses
 from tests.integration.conftest import APPROVERS, Kubectl, Operator, Prometheus
 from tests.integration.test_podrunner import eventually
 from tests.unit.test_trainer import train_bundled
@@ -77,34 +75,14 @@ def condition(kubectl: Kubectl, type_: str) -> dict[str, Any]:
     return next((c for c in status(kubectl).get("conditions", []) if c["type"] == type_), {})
 
 
-class Traffic:
+def traffic(kubectl: Kubectl, records: list[dict] | None = None) -> Traffic:
     """Requests to every ready server pod of the deployment, as its Service would spread them."""
-
-    def __init__(self, kubectl: Kubectl, records: list[dict] | None = None) -> None:
-        self.kubectl = kubectl
-        frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
-        records = records or frame.head(5).to_dict(orient="records")
-        self.batches = itertools.cycle([records[i : i + 20] for i in range(0, len(records), 20)])
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            pods = self.kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
-            for pod in pods:
-                ip = pod.get("status", {}).get("podIP")
-                if ip and ip.startswith("127."):
-                    with contextlib.suppress(httpx.HTTPError):
-                        httpx.post(f"http://{ip}:3000/predict", json={"records": next(self.batches)}, timeout=5)
-            self.stop.wait(0.1)
-
-    def __enter__(self) -> Traffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
+    records = records or load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5).to_dict(
+        orient="records"
+    )
+    return Traffic(
+        lambda: ready_pod_addresses(kubectl.get("pods", "-l", f"app.kubernetes.io/instance={MODEL}")["items"]), records
+    )
 
 
 def test_serves_the_latest_approved_version(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:
@@ -195,7 +173,7 @@ def test_canary_is_promoted_then_a_bad_one_is_rolled_back(
     kubectl.apply(deployment(replicas=2, rollout=CANARY))
     eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="v1 Ready")
 
-    with Traffic(kubectl):
+    with traffic(kubectl):
         kubectl.apply(version(2, artifacts["linear"]))
         approve(kubectl, 2)
         eventually(lambda: status(kubectl).get("rollout", {}).get("phase") == "Progressing", what="canary started")
@@ -264,7 +242,7 @@ def test_canary_measured_through_prometheus(
     kubectl.apply(deployment(replicas=2, rollout=CANARY, metrics={"prometheus": {"url": prometheus.url}}))
     eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="v1 Ready")
 
-    with Traffic(kubectl):
+    with traffic(kubectl):
         kubectl.apply(version(2, artifacts["linear"]))
         approve(kubectl, 2)
         # Prometheus scrapes nothing yet: the pods answer traffic, but the operator, reading Prometheus, sees none.

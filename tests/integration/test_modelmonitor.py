@@ -5,9 +5,7 @@ traffic is normal again; failing requests raise ErrorRateHigh."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +13,9 @@ import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from modelops.devcluster.alerts import AlertReceiver
 from tests.integration.conftest import Kubectl, Operator, Prometheus
-from tests.integration.test_modeldeployment import Traffic, approve, condition, deployment, version
+from tests.integration.test_modeldeployment import approve, condition, deployment, traffic, version
 from tests.integration.test_podrunner import eventually
 from tests.unit.test_trainer import train_bundled
 
@@ -36,41 +35,11 @@ def forest(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
 
 
-class Sink:
-    """A local webhook receiver that refuses its first delivery (so retries are exercised) and keeps the rest."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.refused = 0
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if sink.refused == 0:
-                    sink.refused += 1
-                    self.send_response(500)
-                else:
-                    sink.received.append(body)
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts?token=s3cret"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def statuses(self, alert: str) -> list[str]:
-        return [b["status"] for b in self.received if b["commonLabels"]["alertname"] == alert]
-
-
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    receiver = Sink()
+def sink() -> Iterator[AlertReceiver]:
+    receiver = AlertReceiver(refuse_first=True)
     yield receiver
-    receiver.server.shutdown()
+    receiver.close()
 
 
 def monitor(artifacts: Path) -> dict[str, Any]:
@@ -119,7 +88,7 @@ def alert(kubectl: Kubectl, name: str) -> str | None:
 
 
 def test_drift_and_errors_are_caught_alerted_and_cleared(
-    kubectl: Kubectl, operator: Operator, forest: dict, tmp_path: Path, sink: Sink
+    kubectl: Kubectl, operator: Operator, forest: dict, tmp_path: Path, sink: AlertReceiver
 ) -> None:
     kubectl.run("create", "secret", "generic", "alert-hook", f"--from-literal=url={sink.url}")
     kubectl.apply(version(1, forest))
@@ -128,13 +97,13 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
     eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
     kubectl.apply(monitor(tmp_path / "artifacts"))
 
-    with Traffic(kubectl, NORMAL):
+    with traffic(kubectl, NORMAL):
         eventually(lambda: kubectl.get("mm", "watch").get("status", {}).get("samples", 0) >= 20, what="samples")
         eventually(lambda: judged(kubectl), timeout=60, what="verdicts on normal traffic")
         assert alert(kubectl, "DriftDetected") == "False"
         assert not kubectl.get("mb", "-l", "modelops.io/monitor=watch")["items"]
 
-    with Traffic(kubectl, SHIFTED):
+    with traffic(kubectl, SHIFTED):
         eventually(lambda: alert(kubectl, "DriftDetected") == "True", timeout=60, what="DriftDetected")
         status = kubectl.get("mm", "watch")["status"]
         drifted = {f["feature"] for f in status["features"] if f["verdict"] == "Drift"}
@@ -162,13 +131,13 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
     }
     assert {"DriftDetected", "Retraining"} <= monitor_events and "DriftDetected" in deployment_events
 
-    with Traffic(kubectl, NORMAL):
+    with traffic(kubectl, NORMAL):
         eventually(lambda: alert(kubectl, "DriftDetected") == "False", timeout=60, what="drift cleared")
     assert "DriftDetectedCleared" in {
         e["reason"] for e in kubectl.get("events", "--field-selector", "involvedObject.name=watch")["items"]
     }
 
-    with Traffic(kubectl, BROKEN):
+    with traffic(kubectl, BROKEN):
         eventually(lambda: alert(kubectl, "ErrorRateHigh") == "True", timeout=60, what="ErrorRateHigh")
 
     eventually(lambda: sink.statuses("DriftDetected") == ["firing", "resolved"], timeout=60, what="webhook calls")
@@ -195,10 +164,10 @@ def test_drift_measured_through_prometheus(
     del watch["spec"]["retrain"], watch["spec"]["alerts"]
     kubectl.apply(watch)
 
-    with Traffic(kubectl, NORMAL):
+    with traffic(kubectl, NORMAL):
         eventually(lambda: judged(kubectl), timeout=60, what="verdicts on normal traffic")
         assert alert(kubectl, "DriftDetected") == "False"
-    with Traffic(kubectl, SHIFTED):
+    with traffic(kubectl, SHIFTED):
         eventually(lambda: alert(kubectl, "DriftDetected") == "True", timeout=90, what="DriftDetected via Prometheus")
     drifted = {f["feature"] for f in kubectl.get("mm", "watch")["status"]["features"] if f["verdict"] == "Drift"}
     assert "mean radius" in drifted
