@@ -1,7 +1,9 @@
-"""`make demo`: from nothing to a trained, validated and approved model version on a local cluster.
+"""`make demo`: the whole loop on a local cluster, from nothing.
 
-It starts the local control plane, installs the API, runs the operator from this checkout, applies
-examples/, follows the build, approves the version as a member of the approvers group, and shows lineage.
+Control plane, API and operator; then examples/: a build, its validated version, an approval (a non-approver is
+refused), serving, monitoring; drift on shifted traffic raises an alert (condition, Events, a webhook) and starts a
+retraining; its version is approved and rolled out as a canary under traffic until promoted. A summary of what
+happened, with times, ends it.
 """
 
 from __future__ import annotations
@@ -19,16 +21,23 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.table import Table
 from sklearn.datasets import load_breast_cancer
 
+from modelops.devcluster.alerts import AlertReceiver
 from modelops.devcluster.cluster import Cluster, free_port, kubeconfig_path, state_dir
 from modelops.devcluster.install import install_api
-from modelops.devcluster.toolchain import ensure_toolchain
+from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
+from modelops.devcluster.traffic import Traffic, ready_pod_addresses
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "modelops-demo"
+MODEL = "breast-cancer"
 APPROVER = ("--as=dana", "--as-group=modelops-approvers")
-console = Console(soft_wrap=True)
+FEATURES = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+NORMAL = FEATURES.sample(frac=1, random_state=1).to_dict(orient="records")
+SHIFTED = (FEATURES.sample(frac=1, random_state=2) * 3).to_dict(orient="records")  # every feature three times larger
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 
 def step(message: str) -> None:
@@ -36,46 +45,38 @@ def step(message: str) -> None:
 
 
 def show(output: str) -> None:
-    """kubectl's own output, unwrapped and uncoloured."""
+    """A command's own output, unwrapped and uncoloured."""
     console.print(output.rstrip(), soft_wrap=True, markup=False, highlight=False)
 
 
-SETTLED = ("Succeeded", "Failed", "Validated", "Approved", "Rejected")
+class Demo:
+    """The local cluster as the demo uses it: kubectl and `modelops` in the demo namespace, waiting, and a timeline."""
 
+    def __init__(self, cluster: Cluster, tools: Toolchain) -> None:
+        self.cluster = cluster
+        self.tools = tools
+        self.started = time.monotonic()
+        self.timeline: list[tuple[float, str, str]] = []
 
-def wait_for(
-    check: Callable[[], str | None], what: str, timeout: float = 300, settled: tuple[str, ...] = SETTLED
-) -> str:
-    """Poll until `check` returns a settled value, printing each new value it reports along the way."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        value = check()
-        if value and value != last:
-            console.print(f"  {what}: [green]{value}[/]")
-            last = value
-        if value and value.split(" ")[0] in settled:
-            return value
-        time.sleep(1)
-    raise SystemExit(f"{what} did not settle in {timeout:.0f}s")
+    def mark(self, milestone: str, detail: str) -> None:
+        """A milestone for the summary, said now as well."""
+        self.timeline.append((time.monotonic() - self.started, milestone, detail))
+        console.print(f"  [green]✔[/] {escape(milestone)}: {escape(detail)}")
 
-
-def main() -> int:
-    cluster = Cluster(log=lambda m: console.print(f"  {m}"))
-    step("1. local Kubernetes control plane (no Docker)")
-    cluster.up()
-    tools = ensure_toolchain(lambda m: console.print(f"  {m}"))
-
-    def kubectl(*args: str, stdin: str | None = None) -> str:
-        done = cluster.kubectl(tools, *args, stdin=stdin)
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        done = self.cluster.kubectl(self.tools, *args, stdin=stdin)
         if done.returncode != 0:
             raise SystemExit(f"kubectl {' '.join(args)} failed: {done.stderr}")
         return done.stdout
 
-    def field(kind: str, name: str, path: str) -> str | None:
-        done = cluster.kubectl(tools, "get", kind, name, "-n", NAMESPACE, "-o", f"jsonpath={path}")
-        return done.stdout.strip() or None if done.returncode == 0 else None
+    def field(self, kind: str, name: str, path: str) -> str:
+        done = self.cluster.kubectl(self.tools, "get", kind, name, "-n", NAMESPACE, "-o", f"jsonpath={path}")
+        return done.stdout.strip() if done.returncode == 0 else ""
 
-    def modelops(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def condition(self, kind: str, name: str, type_: str) -> str:
+        return self.field(kind, name, f'{{.status.conditions[?(@.type=="{type_}")].status}}')
+
+    def modelops(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """The `modelops` command as a person types it, shown first, in the demo namespace."""
         command = ["modelops", *args, "-n", NAMESPACE]
         console.print(f"  [dim]$ {escape(shlex.join(command))}[/]", highlight=False)
@@ -90,9 +91,72 @@ def main() -> int:
             raise SystemExit(f"{shlex.join(command)} failed: {done.stderr}")
         return done
 
-    def fields(kind: str, name: str, *paths: str) -> str:
-        """The non-empty values of several fields, joined by spaces."""
-        return " ".join(value for path in paths if (value := field(kind, name, path)))
+    def wait_for(self, check: Callable[[], str], what: str, done: Callable[[str], bool], timeout: float = 300) -> str:
+        """Poll until `done(check())`, printing each new value along the way."""
+        deadline, last = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            value = check()
+            if value and value != last:
+                console.print(f"  {escape(what)}: [yellow]{escape(value)}[/]")
+                last = value
+            if value and done(value):
+                return value
+            time.sleep(1)
+        raise SystemExit(f"{what}: not done in {timeout:.0f}s (last seen: {last or 'nothing'})")
+
+    def judged(self) -> bool:
+        """The monitor's last window had enough records to judge every feature."""
+        verdicts = self.field("mm", MODEL, "{.status.features[*].verdict}").split()
+        return bool(verdicts) and "NotEnoughData" not in verdicts
+
+    def servers(self) -> list[str]:
+        pods = json.loads(
+            self.kubectl("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={MODEL}", "-o", "json")
+        )
+        return ready_pod_addresses(pods["items"])
+
+    def build(self, name: str) -> str:
+        """Follow a build to its end; the version it recorded, validated (or the demo stops)."""
+        phase = self.wait_for(
+            lambda: " ".join(
+                filter(
+                    None, (self.field("mb", name, "{.status.phase}"), self.field("mb", name, "{.status.failureReason}"))
+                )
+            ),
+            f"ModelBuild {name}",
+            lambda v: v.split()[0] in ("Succeeded", "Failed"),
+        )
+        if phase != "Succeeded":
+            show(self.kubectl("get", "mb", name, "-n", NAMESPACE, "-o", "jsonpath={.status.conditions}"))
+            raise SystemExit(f"the build {name} failed")
+        version = self.field("mb", name, "{.status.modelVersion}")
+        accuracy = self.field("mv", version, "{.spec.metrics.accuracy}")
+        self.mark(f"built {version}", f"ModelBuild {name}, accuracy {float(accuracy):.3f}")
+        stage = self.wait_for(
+            lambda: self.field("mv", version, "{.status.stage}"), f"ModelVersion {version}", lambda v: v != "Candidate"
+        )
+        for check in json.loads(self.field("mv", version, "{.status.checks}") or "[]"):
+            console.print(f"  {'✔' if check['passed'] else '✘'} {escape(check['message'])}")
+        if stage != "Validated":
+            raise SystemExit(f"{version} is {stage}")
+        self.mark(f"validated {version}", "thresholds met, no worse than the champion")
+        return version
+
+    def approve(self, version: str, reason: str) -> None:
+        said = self.modelops("approve", version, "--reason", reason, *APPROVER)
+        show(said.stdout + said.stderr)
+        self.wait_for(
+            lambda: self.field("mv", version, "{.status.stage}"), f"ModelVersion {version}", lambda v: v == "Approved"
+        )
+        self.mark(f"approved {version}", f"by dana: {reason}")
+
+
+def main() -> int:
+    cluster = Cluster(log=lambda m: console.print(f"  {m}"))
+    step("1. local Kubernetes control plane (no Docker)")
+    cluster.up()
+    tools = ensure_toolchain(lambda m: console.print(f"  {m}"))
+    demo = Demo(cluster, tools)
 
     step("2. the ModelOps API: CRDs, approval policy, approver role")
     show(install_api(tools, ROOT / "crds", ROOT / "charts" / "modelops"))
@@ -107,119 +171,147 @@ def main() -> int:
             stderr=subprocess.STDOUT,
             env={**os.environ, "KUBECONFIG": str(kubeconfig_path())},
         )
+    receiver = AlertReceiver()
     try:
         _wait_alive(operator, health)
         console.print(f"  running (pid {operator.pid}); its log: {log_path}")
-
-        step(f"4. a fresh namespace {NAMESPACE}, and the examples")
-        cluster.kubectl(tools, "delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-        kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
-        show(kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples")))
-
-        step("5. the build: a real training run, in a Job whose pod runs on this machine")
-        build = wait_for(
-            lambda: fields("mb", "breast-cancer-1", "{.status.phase}", "{.status.failureReason}"),
-            "ModelBuild breast-cancer-1",
-        )
-        if not build.startswith("Succeeded"):
-            show(kubectl("get", "mb", "breast-cancer-1", "-n", NAMESPACE, "-o", "jsonpath={.status.conditions}"))
-            raise SystemExit("the build failed")
-        version = field("mb", "breast-cancer-1", "{.status.modelVersion}") or ""
-        show(kubectl("get", "mb,mv", "-n", NAMESPACE, "-o", "wide"))
-
-        step(f"6. validation of {version} against its thresholds and the champion")
-        wait_for(lambda: field("mv", version, "{.status.stage}"), f"ModelVersion {version}")
-        for check in json.loads(field("mv", version, "{.status.checks}") or "[]"):
-            console.print(f"  {'✔' if check['passed'] else '✘'} {check['message']}")
-
-        step("7. approval, by dana of the approvers group (anyone else is refused by the API server)")
-        refused = modelops("approve", version, "--reason", "looks fine to me", "--as=mallory", check=False)
-        console.print(f"  mallory: [red]{escape(refused.stderr.strip().splitlines()[-1].removeprefix('error '))}[/]")
-        show(modelops("approve", version, "--reason", "metrics reviewed", *APPROVER).stderr)
-        wait_for(
-            lambda: field("mv", version, "{.status.stage}"), f"ModelVersion {version}", settled=("Approved", "Rejected")
-        )
-
-        step("8. lineage: what was trained, from what, approved by whom")
-        show(modelops("lineage", f"mv/{version}").stdout)
-        step("9. serving: the ModelDeployment follows the latest Approved version")
-        wait_for(
-            lambda: fields(
-                "md", "breast-cancer", '{.status.conditions[?(@.type=="Ready")].reason}', "{.status.servingVersion}"
-            ),
-            "ModelDeployment breast-cancer",
-            settled=("Serving",),
-        )
-        show(kubectl("get", "md,deployment,service", "-n", NAMESPACE))
-        show(modelops("lineage", "md/breast-cancer").stdout)
-        pods = json.loads(
-            kubectl("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/instance=breast-cancer", "-o", "json")
-        )
-        address = pods["items"][0]["status"]["podIP"]
-        records = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(3).to_dict(orient="records")
-        answer = httpx.post(f"http://{address}:3000/predict", json={"records": records}, timeout=30).json()
-        console.print(f"  POST http://{address}:3000/predict (3 records) → {json.dumps(answer)}")
-        metrics = httpx.get(f"http://{address}:3000/metrics", timeout=10).text
-        sample = [line for line in metrics.splitlines() if line.startswith("modelops_feature_observations_total")][:3]
-        console.print("  /metrics, per-feature histograms on the training baseline's bins:")
-        for line in sample:
-            console.print(f"    {line}", markup=False, highlight=False)
-
-        step("10. monitoring: normal traffic, then traffic whose features moved (every value x3)")
-        frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
-        for label, batch in (("normal", frame), ("shifted", frame * 3)):
-            rows = batch.sample(frac=1, random_state=1).to_dict(orient="records")
-            for start in range(0, len(rows), 20):
-                httpx.post(f"http://{address}:3000/predict", json={"records": rows[start : start + 20]}, timeout=30)
-            console.print(f"  sent {len(rows)} {label} records")
-            if label == "normal":
-                wait_for(
-                    lambda: fields("mm", "breast-cancer", '{.status.conditions[?(@.type=="DriftDetected")].status}'),
-                    "DriftDetected on normal traffic",
-                    timeout=120,
-                    settled=("False",),
-                )
-        wait_for(
-            lambda: fields("mm", "breast-cancer", '{.status.conditions[?(@.type=="DriftDetected")].status}'),
-            "DriftDetected after the shift",
-            timeout=120,
-            settled=("True",),
-        )
-        show(kubectl("get", "mm", "-n", NAMESPACE))
-        console.print(f"  {field('mm', 'breast-cancer', '{.status.activeAlerts[0].message}')}")
-        retrain = field("mm", "breast-cancer", "{.status.lastRetrain.build}")
-        console.print(f"  retraining started: ModelBuild {retrain}")
-
-        step("11. what the operator reported (Events on ModelOps objects)")
-        for event in sorted(
-            json.loads(kubectl("get", "events", "-n", NAMESPACE, "-o", "json"))["items"],
-            key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
-        ):
-            involved = event["involvedObject"]
-            if involved.get("apiVersion", "").startswith("modelops.io/"):
-                console.print(
-                    f"  {involved['kind']}/{involved['name']:<18} {event['type']:<8} {event['reason']:<14} {event['message']}",
-                    markup=False,
-                    highlight=False,
-                )
+        run_the_loop(demo, receiver)
     finally:
         operator.terminate()
         operator.wait(timeout=30)
+        receiver.close()
 
+    summary = Table(title="What happened", title_justify="left", show_lines=False)
+    for column in ("time", "milestone", "detail"):
+        summary.add_column(column, overflow="fold")
+    for seconds, milestone, detail in demo.timeline:
+        summary.add_row(f"{int(seconds) // 60}:{int(seconds) % 60:02d}", milestone, detail)
+    console.print()
+    console.print(summary)
     console.print(
         Panel.fit(
-            "Built, validated, approved, served and monitored:\n"
-            "drift caught, alert raised, retraining started.\n"
             "The local cluster is still running, so you can look around:\n"
             f"  export KUBECONFIG={kubeconfig_path()}\n"
             f"  export PATH={tools.kubectl.parent}:$PATH\n"
             f"  kubectl get modelops -n {NAMESPACE}\n"
+            f"  .venv/bin/modelops lineage md/{MODEL} -n {NAMESPACE}\n"
             "Stop it with: .venv/bin/modelops cluster down",
             title="ModelOps demo",
         )
     )
     return 0
+
+
+def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
+    step(f"4. a fresh namespace {NAMESPACE}; the examples; the monitor's alerts also go to a local webhook")
+    demo.cluster.kubectl(demo.tools, "delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
+    demo.kubectl("create", "namespace", NAMESPACE)
+    demo.kubectl("create", "secret", "generic", "alert-webhook", "-n", NAMESPACE, f"--from-literal=url={receiver.url}")
+    console.print("  [dim]$ kubectl create secret generic alert-webhook --from-literal=url=<the receiver's URL>[/]")
+    show(demo.kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples")))
+    webhook = {"spec": {"alerts": {"webhook": {"urlSecretRef": {"name": "alert-webhook", "key": "url"}}}}}
+    demo.kubectl("patch", "mm", MODEL, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(webhook))
+
+    step("5. the build: a real training run, in a Job whose pod runs on this machine; then validation")
+    first = demo.build(f"{MODEL}-1")
+
+    step("6. approval: only the approvers group may (the API server refuses anyone else)")
+    refused = demo.modelops("approve", first, "--reason", "looks fine to me", "--as=mallory", check=False)
+    console.print(f"  mallory: [red]{escape(refused.stderr.strip().splitlines()[-1].removeprefix('error '))}[/]")
+    demo.approve(first, "metrics reviewed")
+
+    step("7. serving: the ModelDeployment follows the latest Approved version")
+    demo.wait_for(
+        lambda: demo.field("md", MODEL, "{.status.servingVersion}") + " " + demo.condition("md", MODEL, "Ready"),
+        f"ModelDeployment {MODEL} (version, Ready)",
+        lambda v: v == f"{first} True",
+    )
+    address = demo.servers()[0]
+    answer = httpx.post(f"http://{address}:3000/predict", json={"records": NORMAL[:3]}, timeout=30).json()
+    console.print(f"  POST http://{address}:3000/predict (3 records) → {escape(json.dumps(answer))}")
+    demo.mark(f"serving {first}", f"{len(demo.servers())} pods, POST /predict → {answer['predictions']}")
+
+    step("8. monitoring: normal traffic first, then traffic whose features moved (every value x3)")
+    with Traffic(demo.servers, NORMAL):
+        demo.wait_for(
+            lambda: demo.condition("mm", MODEL, "DriftDetected") if demo.judged() else "",
+            "DriftDetected on normal traffic, every feature judged",
+            lambda v: v == "False",
+            timeout=120,
+        )
+    demo.mark(
+        "normal traffic judged",
+        f"no drift ({demo.field('mm', MODEL, '{.status.samples}')} requests in the last window)",
+    )
+    with Traffic(demo.servers, SHIFTED):
+        demo.wait_for(
+            lambda: demo.condition("mm", MODEL, "DriftDetected"), "DriftDetected", lambda v: v == "True", timeout=180
+        )
+    drifted = demo.field("mm", MODEL, '{.status.activeAlerts[?(@.name=="DriftDetected")].message}')
+    demo.mark("drift detected", drifted[:100] + ("…" if len(drifted) > 100 else ""))
+    show(demo.kubectl("get", "mm", "-n", NAMESPACE))
+    demo.wait_for(
+        lambda: ",".join(receiver.statuses("DriftDetected")), "webhook received", lambda v: "firing" in v, timeout=60
+    )
+    demo.mark("alert delivered", "DriftDetected firing → the webhook (and Warning Events on monitor and deployment)")
+
+    step("9. retraining: the monitor started a ModelBuild from its template")
+    retrain = demo.wait_for(lambda: demo.field("mm", MODEL, "{.status.lastRetrain.build}"), "retraining", bool)
+    demo.mark("retraining started", f"ModelBuild {retrain}")
+    second = demo.build(retrain)
+
+    step(f"10. {second} approved, and rolled out as a canary while traffic flows")
+    with Traffic(demo.servers, NORMAL, pause=0.2):
+        demo.approve(second, "retrained on fresh data")
+        demo.wait_for(
+            lambda: " ".join(
+                filter(
+                    None,
+                    (
+                        demo.field("md", MODEL, "{.status.rollout.phase}"),
+                        (weight := demo.field("md", MODEL, "{.status.rollout.canaryWeight}")) and f"{weight}%",
+                        demo.field("md", MODEL, "{.status.rollout.lastDecision.reason}"),
+                    ),
+                )
+            ),
+            "canary",
+            lambda v: demo.field("md", MODEL, "{.status.servingVersion}") == second or v.startswith("RolledBack"),
+            timeout=400,
+        )
+        decision = demo.field("md", MODEL, "{.status.rollout.lastDecision.reason}")
+        if demo.field("md", MODEL, "{.status.servingVersion}") != second:
+            raise SystemExit(f"the canary was rolled back: {decision}")
+        demo.mark(f"canary {second} promoted", decision)
+        demo.wait_for(
+            lambda: demo.condition("md", MODEL, "Ready"), f"ModelDeployment {MODEL} Ready", lambda v: v == "True"
+        )
+        demo.wait_for(
+            lambda: demo.condition("mm", MODEL, "DriftDetected"), "DriftDetected", lambda v: v == "False", timeout=180
+        )
+        demo.wait_for(
+            lambda: ",".join(receiver.statuses("DriftDetected")),
+            "webhook received",
+            lambda v: "resolved" in v,
+            timeout=60,
+        )
+    demo.mark("drift cleared", "normal traffic again; the webhook got DriftDetected resolved")
+
+    step("11. what is deployed, from what, approved by whom")
+    show(demo.modelops("lineage", f"md/{MODEL}").stdout)
+
+    step("12. what the operator reported (Events on ModelOps objects)")
+    for event in sorted(
+        json.loads(demo.kubectl("get", "events", "-n", NAMESPACE, "-o", "json"))["items"],
+        key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
+    ):
+        involved = event["involvedObject"]
+        if involved.get("apiVersion", "").startswith("modelops.io/"):
+            subject = f"{involved['kind']}/{involved['name']}"
+            console.print(
+                f"  {subject:<50} {event['type']:<8} {event['reason']:<20} {event['message'][:100]}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _wait_alive(operator: subprocess.Popen, health: str, timeout: float = 60) -> None:
