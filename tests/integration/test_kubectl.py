@@ -21,6 +21,21 @@ def test_get_modelops_lists_the_four_kinds_with_their_columns(kubectl: Kubectl) 
         ]
     )
     assert "modelversion.modelops.io/breast-cancer-v1   breast-cancer   1" in table
+    wide = kubectl.run("get", "mv,md", "-o", "wide").stdout
+    wide_headers = [line.split() for line in wide.splitlines() if line.startswith("NAME")]
+    assert ["NAME", "MODEL", "VERSION", "STAGE", "APPROVED-BY", "BUILD", "DATASET", "DIGEST", "AGE"] in wide_headers
+    assert [
+        "NAME",
+        "MODEL",
+        "VERSION",
+        "READY",
+        "REPLICAS",
+        "ROLLOUT",
+        "CANARY",
+        "WEIGHT",
+        "ENDPOINT",
+        "AGE",
+    ] in wide_headers
     short = kubectl.run("get", "mb,mv,md,mm", "-o", "name").stdout.split()
     assert len(short) == 4
 

@@ -213,6 +213,8 @@ class ModelDeployment(CustomResource):
             condition_column("Ready", "Ready"),
             PrinterColumn("Replicas", ".status.readyReplicas", type="integer"),
             PrinterColumn("Rollout", ".status.rollout.phase"),
+            PrinterColumn("Canary", ".status.rollout.canaryVersion", priority=1),
+            PrinterColumn("Weight", ".status.rollout.canaryWeight", type="integer", priority=1),
             PrinterColumn("Endpoint", ".status.endpoint", priority=1),
             AGE,
         ),

@@ -144,6 +144,7 @@ class ModelVersion(CustomResource):
             PrinterColumn("Stage", ".status.stage"),
             PrinterColumn("Approved-By", ".spec.approval.by"),
             PrinterColumn("Build", ".spec.lineage.build", priority=1),
+            PrinterColumn("Dataset", ".spec.lineage.datasetUri", priority=1),
             PrinterColumn("Digest", ".spec.artifact.digest", priority=1),
             AGE,
         ),
