@@ -245,6 +245,38 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
     }
 
 
+def test_cluster_wide_install_grants_what_it_uses_everywhere_and_nothing_else(
+    cluster: Toolchain, kubectl: Kubectl
+) -> None:
+    name = f"mo-{uuid.uuid4().hex[:6]}"
+    helm(cluster, "install", name, str(CHART), "-n", kubectl.namespace)
+    try:
+        user = f"system:serviceaccount:{kubectl.namespace}:{name}-modelops"
+        admin = Kubectl(cluster)
+        allowed = [
+            ("watch", "modeldeployments.modelops.io", "--all-namespaces"),
+            ("create", "modelversions.modelops.io", "-n", "default"),
+            ("patch", "deployments.apps", "-n", "default"),
+            ("get", "secrets", "-n", "default"),
+            ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+            ("patch", "clusterkopfpeerings.kopf.dev/modelops"),
+        ]
+        refused = [
+            ("list", "secrets", "-n", "default"),
+            ("delete", "nodes"),
+            ("create", "pods", "-n", "default"),
+            ("delete", "modelversions.modelops.io", "-n", "default"),
+            ("patch", "customresourcedefinitions.apiextensions.k8s.io"),
+            ("create", "clusterrolebindings"),
+            ("patch", "configmaps", "-n", "default"),
+        ]
+        assert [r for r in allowed if not can(admin, user, *r)] == []
+        assert [r for r in refused if can(admin, user, *r)] == []
+        assert admin.get("clusterkopfpeering", "modelops")["metadata"]["labels"]["app.kubernetes.io/instance"] == name
+    finally:
+        helm(cluster, "uninstall", name, "-n", kubectl.namespace, "--wait", check=False)
+
+
 def run_the_examples(apps: Kubectl) -> None:
     """examples/ as a newcomer applies them: build, approve, serve, monitor."""
     examples = ROOT / "examples"
