@@ -215,7 +215,13 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
     step("5. the build: a real training run, in a Job whose pod runs on this machine; then validation")
     first = demo.build(f"{MODEL}-1")
 
-    step("6. approval: only the approvers group may (the API server refuses anyone else)")
+    step("6. approval: mallory may edit ModelVersions (RBAC), but only the approvers group may approve (the policy)")
+    demo.kubectl(
+        "create", "role", "version-editor", "-n", NAMESPACE, "--verb=get,patch", "--resource=modelversions.modelops.io"
+    )
+    demo.kubectl(
+        "create", "rolebinding", "mallory-edits-versions", "-n", NAMESPACE, "--role=version-editor", "--user=mallory"
+    )
     refused = demo.modelops("approve", first, "--reason", "looks fine to me", "--as=mallory", check=False)
     console.print(f"  mallory: [red]{escape(refused.stderr.strip().splitlines()[-1].removeprefix('error '))}[/]")
     demo.approve(first, "metrics reviewed")
