@@ -1,4 +1,5 @@
-"""The ModelDeployment's pure decisions: which version, replica split, latency quantile, canary verdicts, history."""
+"""The ModelDeployment's pure decisions: which version, replica split, latency quantile, canary verdicts, and the
+rollout's state machine (plan, decide) with its history."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
 from modelops.controllers.kube import merge_patch
 from modelops.resources import modeldeployment as md
+from modelops.resources import rollout
 
 
 def version(number: int, stage: str | None) -> ModelVersion:
@@ -90,10 +92,10 @@ def test_canary_verdicts(
 
 
 def test_history_closes_the_open_entry_of_a_version_and_track() -> None:
-    history = md.history_start([], "m-v1", "stable", "t1")
-    history = md.history_start(history, "m-v2", "canary", "t2")
-    history = md.history_end(history, "m-v2", "canary", "Promoted", "t3")
-    history = md.history_end(history, "m-v1", "stable", "Replaced", "t3")
+    history = rollout.history_start([], "m-v1", "stable", "t1")
+    history = rollout.history_start(history, "m-v2", "canary", "t2")
+    history = rollout.history_end(history, "m-v2", "canary", "Promoted", "t3")
+    history = rollout.history_end(history, "m-v1", "stable", "Replaced", "t3")
     assert [(h["version"], h["track"], h.get("endReason")) for h in history] == [
         ("m-v1", "stable", "Replaced"),
         ("m-v2", "canary", "Promoted"),
@@ -107,3 +109,95 @@ def test_merge_patch_removes_what_went_away() -> None:
         "rollout": {"phase": "Stable", "step": None, "canaryVersion": None},
         "replicas": 2,
     }
+
+
+def tracks(state: rollout.Rollout) -> list[tuple[str, str, str | None]]:
+    return [(h["version"], h["track"], h.get("endReason")) for h in state.history]
+
+
+def test_the_first_version_is_served_at_once() -> None:
+    state = rollout.plan(deployment(rollout=CANARY), None, version(1, "Approved"), {}, [], "t1")
+    assert state.stable.metadata.name == "m-v1" and state.canary is None
+    assert state.status == {"phase": "Stable"} and tracks(state) == [("m-v1", "stable", None)]
+    assert [e[1] for e in state.events] == ["Serving"] and state.decisions == []
+
+
+def test_rolling_replaces_the_stable_version() -> None:
+    v1, v2 = version(1, "Archived"), version(2, "Approved")
+    state = rollout.plan(
+        deployment(), v1, v2, {"phase": "Stable"}, rollout.history_start([], "m-v1", "stable", "t0"), "t1"
+    )
+    assert state.stable is v2 and state.canary is None
+    assert tracks(state) == [("m-v1", "stable", "Replaced"), ("m-v2", "stable", None)]
+    assert [e[1] for e in state.events] == ["RollingUpdate"]
+
+
+def test_a_canary_starts_once_then_continues() -> None:
+    v1, v2 = version(1, "Archived"), version(2, "Approved")
+    started = rollout.plan(deployment(rollout=CANARY), v1, v2, {"phase": "Stable"}, [], "t1")
+    assert started.stable is v1 and started.canary is v2 and started.decisions == ["Start"]
+    assert started.status["phase"] == "Progressing" and started.status["step"] == 0
+    again = rollout.plan(deployment(rollout=CANARY), v1, v2, started.status, started.history, "t2")
+    assert again.canary is v2 and again.events == [] and again.decisions == [] and again.status == started.status
+
+
+def test_a_newer_approval_replaces_the_running_canary() -> None:
+    v1, v2, v3 = version(1, "Archived"), version(2, "Archived"), version(3, "Approved")
+    first = rollout.plan(deployment(rollout=CANARY), v1, v2, {"phase": "Stable"}, [], "t1")
+    second = rollout.plan(deployment(rollout=CANARY), v1, v3, first.status, first.history, "t2")
+    assert second.canary is v3 and second.status["canaryVersion"] == "m-v3"
+    assert tracks(second) == [("m-v2", "canary", "Replaced"), ("m-v3", "canary", None)]
+
+
+def test_the_canary_is_dropped_when_the_stable_version_is_the_target_again() -> None:
+    v1, v2 = version(1, "Approved"), version(2, "Rejected")
+    first = rollout.plan(deployment(rollout=CANARY), v1, v2, {"phase": "Stable"}, [], "t1")
+    back = rollout.plan(deployment(rollout=CANARY), v1, v1, first.status, first.history, "t2")
+    assert back.canary is None and back.status == {"phase": "Stable"}
+    assert tracks(back) == [("m-v2", "canary", "Replaced")]
+
+
+def test_a_rolled_back_version_is_not_retried_but_a_newer_one_is() -> None:
+    v1, v2, v3 = version(1, "Archived"), version(2, "Approved"), version(3, "Approved")
+    rolled_back = {"phase": "RolledBack", "canaryVersion": "m-v2"}
+    assert rollout.plan(deployment(rollout=CANARY), v1, v2, rolled_back, [], "t1").canary is None
+    assert rollout.plan(deployment(rollout=CANARY), v1, v3, rolled_back, [], "t1").canary is v3
+
+
+@pytest.mark.parametrize(
+    ("action", "stable", "phase", "history"),
+    [
+        ("Advance", "m-v1", "Progressing", [("m-v2", "canary", None)]),
+        (
+            "Promote",
+            "m-v2",
+            "Stable",
+            [("m-v1", "stable", "Replaced"), ("m-v2", "canary", "Promoted"), ("m-v2", "stable", None)],
+        ),
+        ("RollBack", "m-v1", "RolledBack", [("m-v1", "stable", None), ("m-v2", "canary", "RolledBack")]),
+    ],
+)
+def test_decide_acts_on_the_verdict(action: str, stable: str, phase: str, history: list) -> None:
+    v1, v2 = version(1, "Archived"), version(2, "Approved")
+    served = rollout.history_start([], "m-v1", "stable", "t0")
+    started = rollout.plan(
+        deployment(rollout=CANARY), v1, v2, {"phase": "Stable"}, served if action != "Advance" else [], "t1"
+    )
+    decided = rollout.decide(started, md.Verdict(action, "why"), {"requests": 40}, "t2")
+    assert decided.stable.metadata.name == stable and decided.status["phase"] == phase
+    assert (decided.canary is None) == (action != "Advance")
+    assert decided.decisions == ["Start", action] and decided.status["lastDecision"]["action"] == action
+    assert sorted(tracks(decided)) == sorted(history)
+    if action == "Advance":
+        assert decided.status["step"] == 1 and decided.status["stepStarted"] == "t2"
+        assert started.status["step"] == 0  # the previous state is left as it was
+
+
+def test_a_wait_is_recorded_only_when_its_reason_changes() -> None:
+    started = rollout.plan(
+        deployment(rollout=CANARY), version(1, "Archived"), version(2, "Approved"), {"phase": "Stable"}, [], "t1"
+    )
+    once = rollout.decide(started, md.Verdict("Wait", "measuring"), {}, "t2")
+    twice = rollout.decide(once, md.Verdict("Wait", "measuring"), {}, "t3")
+    assert once.decisions == ["Start", "Wait"] and twice.decisions == ["Start", "Wait"]
+    assert twice.status["lastDecision"]["time"] == "t2"

@@ -11,6 +11,7 @@ import kopf
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelVersion
 from modelops.resources import meta
 from modelops.resources import modeldeployment as children
+from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
 from modelops.resources.measure import ServingTotals, serving_totals
 
@@ -74,49 +75,14 @@ def _reconcile(body: dict[str, Any]) -> None:
         for v in kube.list_(API_VERSION, "ModelVersion", namespace, {})
         if v["spec"].get("model") == md.spec.model
     ]
-    by_name = {v.metadata.name: v for v in versions}
     selection = children.select_version(md, versions)
     old = body.get("status") or {}
-    rollout: dict[str, Any] = dict(old.get("rollout") or {"phase": "Stable"})
-    history: list[dict[str, Any]] = list(old.get("history") or [])
-    stable = by_name.get(old.get("servingVersion") or "")
-    target = selection.version
-    canary: ModelVersion | None = None
-    said: list[tuple[str, str, str]] = []  # events: (type, reason, message)
+    serving = next((v for v in versions if v.metadata.name == old.get("servingVersion")), None)
     when = now()
-
-    if stable is None and target is not None:
-        stable = target
-        history = children.history_start(history, target.metadata.name, "stable", when)
-        said.append(("Normal", "Serving", f"serving {target.metadata.name}"))
-    elif target is not None and stable is not None and target.metadata.name != stable.metadata.name:
-        if not md.spec.rollout or md.spec.rollout.strategy == "Rolling":
-            history = children.history_end(history, stable.metadata.name, "stable", "Replaced", when)
-            history = children.history_start(history, target.metadata.name, "stable", when)
-            said.append(("Normal", "RollingUpdate", f"{stable.metadata.name} → {target.metadata.name}"))
-            stable = target
-        elif not (rollout.get("phase") == "RolledBack" and rollout.get("canaryVersion") == target.metadata.name):
-            canary = target
-            if rollout.get("phase") != "Progressing" or rollout.get("canaryVersion") != target.metadata.name:
-                if rollout.get("phase") == "Progressing" and rollout.get("canaryVersion"):
-                    history = children.history_end(history, rollout["canaryVersion"], "canary", "Replaced", when)
-                rollout = {
-                    "phase": "Progressing",
-                    "canaryVersion": target.metadata.name,
-                    "step": 0,
-                    "stepStarted": when,
-                }
-                history = children.history_start(history, target.metadata.name, "canary", when)
-                decision = f"canary {target.metadata.name} started beside {stable.metadata.name}"
-                rollout["lastDecision"] = {"action": "Start", "reason": decision, "time": when}
-                metrics.rollout_decision(namespace, md.metadata.name, "Start")
-                said.append(("Normal", "CanaryStarted", decision))
-    if canary is None and rollout.get("phase") == "Progressing":  # the target moved away from the canary
-        history = children.history_end(history, rollout["canaryVersion"], "canary", "Replaced", when)
-        rollout = {"phase": "Stable"}
-
-    if canary is not None and stable is not None:
-        stable, canary, rollout, history = _analyse(md, stable, canary, rollout, history, said)
+    state = rollouts.plan(md, serving, selection.version, old.get("rollout") or {}, old.get("history") or [], when)
+    if state.canary is not None:
+        state = rollouts.decide(state, *_judge_canary(md, state), when)
+    stable, canary, rollout = state.stable, state.canary, state.status
 
     total = children.desired_replicas(md)
     servers: list[dict[str, Any]] = []  # the server Deployments as applied, with their current status
@@ -143,62 +109,39 @@ def _reconcile(body: dict[str, Any]) -> None:
         else:
             kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, md.metadata.name)
 
-    status = _status(md, selection, stable, rollout, history, total, servers)
+    status = _status(md, selection, stable, rollout, state.history, total, servers)
     if _changed(old, status):
         previous = {k: v for k, v in old.items() if k != "kopf"}
         kube.patch_status(API_VERSION, KIND, namespace, md.metadata.name, kube.merge_patch(previous, status))
+    for action in state.decisions:
+        metrics.rollout_decision(namespace, md.metadata.name, action)
     metrics.deployment_status(namespace, md.metadata.name, md.spec.model, status)
-    for type_, reason, message in said:
+    for type_, reason, message in state.events:
         kopf.event(body, type=type_, reason=reason, message=message)
 
 
-def _analyse(
-    md: ModelDeployment,
-    stable: ModelVersion,
-    canary: ModelVersion,
-    rollout: dict[str, Any],
-    history: list[dict[str, Any]],
-    said: list[tuple[str, str, str]],
-) -> tuple[ModelVersion, ModelVersion | None, dict[str, Any], list[dict[str, Any]]]:
-    """Measure the canary and act on the verdict."""
-    namespace = md.metadata.namespace or ""
-    canary_pods = kube.list_("v1", "Pod", namespace, {**children.server_labels(md), children.TRACK_LABEL: "canary"})
-    ready = [p for p in canary_pods if pods.ready(p)]
+def _judge_canary(md: ModelDeployment, state: rollouts.Rollout) -> tuple[children.Verdict, dict[str, Any]]:
+    """Measure the canary (its pods, or Prometheus) and judge the current step; the measurement for the status."""
+    canary, rollout = state.canary, state.status
+    assert canary is not None
+    labels = {**children.server_labels(md), children.TRACK_LABEL: "canary"}
+    ready = [p for p in kube.list_("v1", "Pod", md.metadata.namespace or "", labels) if pods.ready(p)]
     totals = _measure(md, canary, ready)
     analysis = md.spec.rollout.canary.analysis  # type: ignore[union-attr]
     latency = children.latency_quantile(totals.latency_buckets, analysis.latency_quantile)
-    rollout["measurement"] = {
+    measurement = {
         "requests": int(totals.requests),
         "errorRate": round(totals.errors / totals.requests, 4) if totals.requests else None,
         "latency": round(latency, 4) if latency is not None else None,
     }
+    if totals.problem:  # no measurement is no verdict: the canary waits
+        return children.Verdict("Wait", totals.problem), measurement
     started = dt.datetime.fromisoformat(rollout["stepStarted"].replace("Z", "+00:00"))
     elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
-    verdict = (
-        children.Verdict("Wait", totals.problem)
-        if totals.problem  # no measurement is no verdict: the canary waits
-        else children.judge(md, rollout["step"], elapsed, totals.requests, totals.errors, latency, bool(ready), elapsed)
+    verdict = children.judge(
+        md, rollout["step"], elapsed, totals.requests, totals.errors, latency, bool(ready), elapsed
     )
-    when = now()
-    if verdict.action != "Wait" or (rollout.get("lastDecision") or {}).get("reason") != verdict.reason:
-        rollout["lastDecision"] = {"action": verdict.action, "reason": verdict.reason, "time": when}
-        metrics.rollout_decision(namespace, md.metadata.name, verdict.action)
-    name = canary.metadata.name
-    if verdict.action == "Advance":
-        rollout["step"] += 1
-        rollout["stepStarted"] = when
-        said.append(("Normal", "CanaryAdvanced", f"{name}: {verdict.reason}; step {rollout['step'] + 1}"))
-    elif verdict.action == "Promote":
-        history = children.history_end(history, name, "canary", "Promoted", when)
-        history = children.history_end(history, stable.metadata.name, "stable", "Replaced", when)
-        history = children.history_start(history, name, "stable", when)
-        said.append(("Normal", "CanaryPromoted", f"{name} promoted: {verdict.reason}"))
-        return canary, None, {"phase": "Stable", "lastDecision": rollout["lastDecision"]}, history
-    elif verdict.action == "RollBack":
-        history = children.history_end(history, name, "canary", "RolledBack", when)
-        said.append(("Warning", "CanaryRolledBack", f"{name} rolled back: {verdict.reason}"))
-        return stable, None, {**rollout, "phase": "RolledBack"}, history
-    return stable, canary, rollout, history
+    return verdict, measurement
 
 
 def _measure(md: ModelDeployment, canary: ModelVersion, ready_pods: list[dict[str, Any]]) -> ServingTotals:

@@ -267,22 +267,3 @@ def judge(
     if step + 1 >= len(canary.steps):
         return Verdict("Promote", f"all {len(canary.steps)} steps healthy ({healthy})")
     return Verdict("Advance", f"step {step + 1} healthy ({healthy})")
-
-
-# -- history ---------------------------------------------------------------------------------------------
-
-
-def history_start(history: list[dict[str, Any]], version: str, track: str, when: str) -> list[dict[str, Any]]:
-    return [*history, {"version": version, "track": track, "started": when}][-100:]
-
-
-def history_end(
-    history: list[dict[str, Any]], version: str, track: str, reason: str, when: str
-) -> list[dict[str, Any]]:
-    """Close the open entry of this version and track."""
-    out = [dict(h) for h in history]
-    for entry in reversed(out):
-        if entry["version"] == version and entry.get("track", "stable") == track and not entry.get("ended"):
-            entry["ended"], entry["endReason"] = when, reason
-            break
-    return out
