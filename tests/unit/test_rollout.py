@@ -201,3 +201,32 @@ def test_a_wait_is_recorded_only_when_its_reason_changes() -> None:
     twice = rollout.decide(once, md.Verdict("Wait", "measuring"), {}, "t3")
     assert once.decisions == ["Start", "Wait"] and twice.decisions == ["Start", "Wait"]
     assert twice.status["lastDecision"]["time"] == "t2"
+
+
+def server(generation: int = 2, wanted: int = 2, **status: int) -> dict[str, Any]:
+    return {"metadata": {"generation": generation}, "spec": {"replicas": wanted}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("deployment_", "pending"),
+    [
+        (
+            server(observedGeneration=1, updatedReplicas=2, replicas=2, readyReplicas=2),
+            "waiting for the Deployment controller",
+        ),
+        (server(observedGeneration=2, updatedReplicas=1, replicas=3, readyReplicas=2), "1 of 2 replicas updated"),
+        (
+            server(observedGeneration=2, updatedReplicas=2, replicas=3, readyReplicas=2),
+            "1 old replicas still terminating",
+        ),
+        (server(observedGeneration=2, updatedReplicas=2, replicas=2, readyReplicas=1), "1 of 2 replicas ready"),
+        (server(observedGeneration=2, updatedReplicas=2, replicas=2, readyReplicas=2), None),
+    ],
+)
+def test_a_server_is_rolled_out_when_every_replica_runs_the_new_template(
+    deployment_: dict, pending: str | None
+) -> None:
+    found = md.rollout_pending(deployment_)
+    assert (found is None and pending is None) or (
+        found is not None and pending is not None and found.startswith(pending)
+    )

@@ -109,7 +109,7 @@ def _reconcile(body: dict[str, Any]) -> None:
         else:
             kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, md.metadata.name)
 
-    status = _status(md, selection, stable, rollout, state.history, total, servers)
+    status = _status(md, selection, stable, rollout, state.history, servers)
     if _changed(old, status):
         previous = {k: v for k, v in old.items() if k != "kopf"}
         kube.patch_status(API_VERSION, KIND, namespace, md.metadata.name, kube.merge_patch(previous, status))
@@ -159,7 +159,6 @@ def _status(
     stable: ModelVersion | None,
     rollout: dict[str, Any],
     history: list[dict[str, Any]],
-    desired: int,
     servers: list[dict[str, Any]],
 ) -> dict[str, Any]:
     replicas = sum((s.get("status") or {}).get("replicas") or 0 for s in servers)
@@ -178,8 +177,8 @@ def _status(
     elif rollout.get("phase") == "Progressing":
         reason = (rollout.get("lastDecision") or {}).get("reason", "canary in progress")
         conditions = kstatus(conditions, "Reconciling", "CanaryProgressing", reason, generation)
-    elif ready < desired and md.spec.autoscaling is None:
-        conditions = kstatus(conditions, "Reconciling", "Scaling", f"{ready} of {desired} replicas ready", generation)
+    elif pending := next(filter(None, map(children.rollout_pending, servers)), None):
+        conditions = kstatus(conditions, "Reconciling", "Scaling", pending, generation)
     else:
         conditions = kstatus(conditions, "Ready", "Serving", f"serving {stable.metadata.name}", generation)
     status: dict[str, Any] = {

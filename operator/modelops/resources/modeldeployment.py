@@ -154,6 +154,23 @@ def _metadata(deployment: ModelDeployment) -> dict[str, Any]:
     }
 
 
+def rollout_pending(server: dict[str, Any]) -> str | None:
+    """Why a server Deployment has not finished rolling out, or None once every replica runs its current template
+    and is ready (kstatus' rule for Deployments: while old pods still serve, the deployment is not Ready yet)."""
+    wanted = (server.get("spec") or {}).get("replicas", 1)
+    status = server.get("status") or {}
+    if (status.get("observedGeneration") or 0) < (server["metadata"].get("generation") or 0):
+        return "waiting for the Deployment controller to see the new template"
+    updated, ready = status.get("updatedReplicas") or 0, status.get("readyReplicas") or 0
+    if updated < wanted:
+        return f"{updated} of {wanted} replicas updated"
+    if (status.get("replicas") or 0) > wanted:
+        return f"{status['replicas'] - wanted} old replicas still terminating"
+    if ready < wanted:
+        return f"{ready} of {wanted} replicas ready"
+    return None
+
+
 def service(deployment: ModelDeployment) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
