@@ -182,6 +182,7 @@ def lineage(
 
     import yaml
 
+    from modelops import lineage_tree
     from modelops.client import KubeError
     from modelops.resources import lineage as lineages
 
@@ -204,7 +205,7 @@ def lineage(
         out = Console()
         if not out.is_terminal:
             out = Console(width=100_000)  # piped: whole lines, for grep
-        out.print(lineages.tree(found))
+        out.print(lineage_tree.tree(found))
 
 
 @app.command()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from modelops import lineage_tree
 from modelops.api.v1alpha1 import ModelBuild, ModelDeployment, ModelVersion
 from modelops.resources import lineage
 
@@ -178,7 +179,7 @@ def test_missing_versions_and_builds_are_shown_not_raised() -> None:
         ("breast-cancer-v1", False, 1),  # the number comes from the deployment's status
         ("breast-cancer-v2", False, None),
     ]
-    text = render(lineage.tree(found))
+    text = render(lineage_tree.tree(found))
     assert "stable ModelVersion breast-cancer-v1 (v1): missing" in text
     assert "canary ModelVersion breast-cancer-v2: missing" in text
 
@@ -199,7 +200,7 @@ def test_a_deployment_serving_nothing_says_why() -> None:
 
     assert isinstance(found, lineage.DeploymentLineage)
     assert found.versions == [] and found.ready is False
-    text = render(lineage.tree(found))
+    text = render(lineage_tree.tree(found))
     assert "Not ready" in text
     assert "NoApprovedVersion: spec.model: breast-cancer has no Approved version yet" in text
     assert "serving no version yet" in text
@@ -246,7 +247,7 @@ def test_a_version_without_lineage_or_status_is_still_shown() -> None:
     assert found.stage is None and found.approval == lineage.ApprovalInfo("Pending")
     assert found.dataset_uri is None and found.params == {}
     assert found.build == lineage.BuildRef(None, exists=False)
-    text = render(lineage.tree(found))
+    text = render(lineage_tree.tree(found))
     assert "ModelVersion breast-cancer-v3 (v3): stage unknown" in text
     assert "build: not recorded" in text
 
@@ -275,7 +276,7 @@ def test_a_build_with_a_function_trainer_and_no_status_yet() -> None:
     found = lineage.build_lineage(ModelBuild.model_validate(body), None)
 
     assert (found.estimator, found.params, found.phase, found.version) == ("acme.train:fit", {"alpha": 0.1}, None, None)
-    text = render(lineage.tree(found))
+    text = render(lineage_tree.tree(found))
     assert "ModelBuild breast-cancer-1 (namespace ml): not started" in text
     assert "produced no version yet" in text
 
@@ -344,7 +345,7 @@ def test_machine_output_is_camel_case_json_with_user_keys_untouched() -> None:
 
 def test_the_tree_reads_top_down() -> None:
     found = lineage.collect(ModelDeployment, "breast-cancer", fetcher(canary_deployment(), version_body(1), BUILD))
-    text = render(lineage.tree(found))
+    text = render(lineage_tree.tree(found))
 
     assert text.splitlines()[0] == (
         "ModelDeployment breast-cancer (namespace ml): Ready, 4/4 replicas, rollout Progressing, canary at 25%"
@@ -364,5 +365,5 @@ def test_the_tree_reads_top_down() -> None:
 
 def test_markup_in_user_text_is_shown_literally() -> None:
     body = version_body(1, approval={"state": "Approved", "by": "dana", "reason": "[red]ok[/red] per review"})
-    text = render(lineage.tree(lineage.version_lineage(ModelVersion.model_validate(body), None)))
+    text = render(lineage_tree.tree(lineage.version_lineage(ModelVersion.model_validate(body), None)))
     assert "[red]ok[/red] per review" in text
