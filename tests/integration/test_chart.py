@@ -230,7 +230,8 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         standby.start()
         eventually(lambda: "Pausing operations in favour of" in standby.log(), what="the second replica to stand by")
         active.stop()
-        eventually(lambda: "Resuming operations" in standby.log(), what="the standby to take over")
+        # at once when the active one leaves the peering on its way out; at worst when its entry expires (60 s)
+        eventually(lambda: "Resuming operations" in standby.log(), timeout=120, what="the standby to take over")
     finally:
         standby.stop()
         active.stop()
