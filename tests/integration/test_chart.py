@@ -228,7 +228,9 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
     try:
         run_the_examples(Kubectl(cluster, apps))
         standby.start()
-        eventually(lambda: "Pausing operations in favour of" in standby.log(), what="the second replica to stand by")
+        peers = lambda: Kubectl(cluster, apps).get("kopfpeering", "modelops").get("status") or {}  # noqa: E731
+        eventually(lambda: len(peers()) == 2, what="both replicas in the peering")
+        assert "Resuming operations" not in standby.log()  # it starts paused, and stays so
         active.stop()
         # at once when the active one leaves the peering on its way out; at worst when its entry expires (60 s)
         eventually(lambda: "Resuming operations" in standby.log(), timeout=120, what="the standby to take over")
@@ -237,6 +239,10 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         active.stop()
     for log in (active.log(), standby.log()):
         assert "Forbidden" not in log, log[-3000:]
+    standby_lines = standby.log().splitlines()
+    took_over = next(i for i, line in enumerate(standby_lines) if "Resuming operations" in line)
+    acted = [line for line in standby_lines[:took_over] if "kopf.objects" in line]
+    assert acted == [], "the standby handled objects while the active replica ran"
 
     argocd_cm = admin.get("configmap", "argocd-cm", "-n", argocd)["data"]
     assert argocd_cm["url"] == "https://argocd.example.com"  # what was there stays

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import kopf
 import prometheus_client
 
@@ -21,6 +23,11 @@ def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, sta
     # Watching listed namespaces, the operator has no cluster-wide permission: Kopf must not try to list namespaces
     # or CRDs (it would retry for a minute, then carry on); the kinds it serves are found once, at startup.
     operator_settings.scanning.disabled = bool(namespaces)
+    # With peering (the chart runs --no-standalone), a replica starts paused and works only once the peering says it
+    # is the earliest started: a standby never acts, not even for a moment while it starts.
+    operator_settings.peering.name = settings.PEERING
+    operator_settings.peering.mandatory = not standalone
+    operator_settings.peering.priority = settings.standby_priority(time.time())
     kopf.run(
         settings=operator_settings,
         clusterwide=not namespaces,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import kopf
@@ -12,6 +11,8 @@ FIELD_MANAGER = "modelops"
 #: Threads for the (synchronous) handlers: they wait on the API server, not on the CPU.
 WORKERS = 20
 FINALIZER = "modelops.io/finalizer"
+#: The Kopf peering object replicas share (the chart creates it: a ClusterKopfPeering, or a KopfPeering per namespace).
+PEERING = "modelops"
 
 
 def standby_priority(started: float) -> int:
@@ -30,9 +31,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
     settings.persistence.finalizer = FINALIZER
-    settings.peering.name = "modelops"
-    settings.peering.mandatory = False
-    settings.peering.priority = standby_priority(time.time())
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
