@@ -63,14 +63,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(second_cluster: devcluster.Clu
     second_cluster.down()
     assert not second_cluster.running()
     for pid in first.pids.values():
-        assert not Path(f"/proc/{pid}").exists() or not _is_running(pid), f"process {pid} survived `down`"
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
+        assert not devcluster.process_running(pid), f"process {pid} survived `down`"
 
 
 def test_status_command_reports_the_cluster(cluster: Toolchain) -> None:

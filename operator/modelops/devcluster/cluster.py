@@ -397,16 +397,19 @@ class Cluster:
             if not quiet:
                 self.log("no local cluster is running")
             return
-        for name in reversed(COMPONENTS):
-            pid = state.pids.get(name)
-            if pid and _alive(pid, name, self.dir):
+        # Which PIDs are ours is decided once, before signalling: a signalled process keeps its PID until it is
+        # reaped, but its command line empties while it exits, so `_alive` would let go of it too early.
+        ours = [pid for name in reversed(COMPONENTS) if (pid := state.pids.get(name)) and _alive(pid, name, self.dir)]
+        for pid in ours:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
         end = time.monotonic() + 15
-        for name in reversed(COMPONENTS):
-            pid = state.pids.get(name)
-            while pid and _alive(pid, name, self.dir):
+        for pid in ours:
+            _reap(pid)
+            while process_running(pid):
                 if time.monotonic() > end:
-                    os.killpg(pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
                 time.sleep(0.1)
                 _reap(pid)
         (self.dir / "state.json").unlink(missing_ok=True)
@@ -419,3 +422,11 @@ def _reap(pid: int) -> None:
     """Collect a child we started in this process, so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def process_running(pid: int) -> bool:
+    """The PID is a process that has not finished exiting (a zombie has: it only waits to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
