@@ -19,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 from kubernetes import client, config, dynamic
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
 from modelops.controllers.settings import FIELD_MANAGER, WORKERS
-from modelops.devcluster.cluster import Cluster, free_port, kubeconfig_path
+from modelops.devcluster.cluster import Cluster, kubeconfig_path
 from modelops.devcluster.install import install_api
+from modelops.devcluster.operator import Operator
 from modelops.devcluster.toolchain import ensure_toolchain
 from modelops.resources import modeldeployment as children
 
@@ -126,32 +126,9 @@ def peak_rss_mb(pid: int) -> float:
 
 def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[float, float, float]:
     """(seconds until every status names the serving version, seconds until every one is Ready, peak RSS MB)."""
-    health = free_port()
-    log = open(Path(tempfile.gettempdir()) / "modelops-bench-operator.log", "wb")  # noqa: SIM115
-    operator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelops.cli",
-            "run",
-            "--namespace",
-            ns,
-            "--liveness",
-            f"http://127.0.0.1:{health}/healthz",
-            "--metrics-port",
-            "0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig_path())},
-    )
+    operator = Operator(Path(tempfile.gettempdir()) / "modelops-bench-operator.log", namespaces=[ns], metrics=False)
+    operator.start()
     try:
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{health}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         mds = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelDeployment")
         started = time.perf_counter()
         with ThreadPoolExecutor(WORKERS) as pool:
@@ -176,11 +153,9 @@ def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[floa
             ):
                 ready = time.perf_counter() - started
             time.sleep(0.5)
-        return written, ready, peak_rss_mb(operator.pid)  # type: ignore[return-value]
+        return written, ready, peak_rss_mb(operator.process.pid)  # type: ignore[arg-type, union-attr]
     finally:
-        operator.terminate()
-        operator.wait(timeout=60)
-        log.close()
+        operator.stop(timeout=60)
 
 
 def main() -> None:

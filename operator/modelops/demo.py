@@ -25,8 +25,9 @@ from rich.table import Table
 from sklearn.datasets import load_breast_cancer
 
 from modelops.devcluster.alerts import AlertReceiver
-from modelops.devcluster.cluster import Cluster, free_port, kubeconfig_path, state_dir
+from modelops.devcluster.cluster import Cluster, kubeconfig_path, state_dir
 from modelops.devcluster.install import install_api
+from modelops.devcluster.operator import NotAnswering, Operator
 from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
 from modelops.devcluster.traffic import Traffic, ready_pod_addresses
 
@@ -162,23 +163,17 @@ def main() -> int:
     show(install_api(tools, ROOT / "crds", ROOT / "charts" / "modelops"))
 
     step("3. the operator")
-    health = f"http://127.0.0.1:{free_port()}/healthz"
-    log_path = state_dir() / "logs" / "operator.log"
-    with open(log_path, "ab") as log:
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "modelops.cli", "run", "--liveness", health, "--metrics-port", "0"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig_path())},
-        )
+    operator = Operator(state_dir() / "logs" / "operator.log", metrics=False)
+    try:
+        operator.start()
+    except NotAnswering as error:
+        raise SystemExit(f"the operator did not start: {error}") from None
+    console.print(f"  running (pid {operator.process.pid}); its log: {operator.log_path}")  # type: ignore[union-attr]
     receiver = AlertReceiver()
     try:
-        _wait_alive(operator, health)
-        console.print(f"  running (pid {operator.pid}); its log: {log_path}")
         run_the_loop(demo, receiver)
     finally:
-        operator.terminate()
-        operator.wait(timeout=30)
+        operator.stop(timeout=30)
         receiver.close()
 
     summary = Table(title="What happened", title_justify="left", show_lines=False)
@@ -318,20 +313,6 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
                 markup=False,
                 highlight=False,
             )
-
-
-def _wait_alive(operator: subprocess.Popen, health: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if operator.poll() is not None:
-            raise SystemExit(f"the operator exited with {operator.returncode}: see its log")
-        try:
-            if httpx.get(health, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("the operator did not become alive in time")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 
 from modelops.devcluster.cluster import Cluster, kubeconfig_path
 from modelops.devcluster.install import install_api
+from modelops.devcluster.operator import Operator
 from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
 from tests.conftest import ROOT, wait_until_answering
 
@@ -91,78 +92,13 @@ def kubectl(cluster: Toolchain, namespace: str) -> Kubectl:
     return Kubectl(cluster, namespace)
 
 
-class Operator:
-    """`modelops run` as a subprocess, watching one namespace, so a test can kill and restart it."""
-
-    def __init__(
-        self,
-        namespace: str,
-        log_path: Path,
-        *,
-        kubeconfig: Path | None = None,
-        args: tuple[str, ...] = (),
-        env: dict[str, str] | None = None,
-    ) -> None:
-        """`kubeconfig` (default: the cluster admin's) is who the operator is; `args` and `env` add to its command."""
-        from modelops.devcluster.cluster import free_port
-
-        self.namespace = namespace
-        self.log_path = log_path
-        self.kubeconfig = kubeconfig or kubeconfig_path()
-        self.args = args
-        self.env = env or {}
-        self.health_port = free_port()
-        self.metrics_port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        import os
-        import sys
-
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MODELOPS_RUNTIME_IMAGE": "modelops:test", **self.env}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "modelops.cli",
-                    "run",
-                    "--namespace",
-                    self.namespace,
-                    "--liveness",
-                    f"http://127.0.0.1:{self.health_port}/healthz",
-                    "--metrics-port",
-                    str(self.metrics_port),
-                    *self.args,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        wait_until_answering(f"http://127.0.0.1:{self.health_port}/healthz", self.process, self.log_path)
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to clean up, as when a node dies."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
+#: What the operators the tests start name as the runtime image (the pod runner runs any image's command here).
+OPERATOR_ENV = {"MODELOPS_RUNTIME_IMAGE": "modelops:test"}
 
 
 @pytest.fixture
 def operator(namespace: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Operator]:
-    running = Operator(namespace, tmp_path / "operator.log")
-    running.start()
+    running = Operator(tmp_path / "operator.log", namespaces=[namespace], env=OPERATOR_ENV).start()
     yield running
     running.stop()
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:

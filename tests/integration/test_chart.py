@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ import yaml
 from modelops.devcluster.cluster import kubeconfig_path
 from modelops.devcluster.toolchain import KUBERNETES_VERSION, Toolchain
 from tests.conftest import ROOT
-from tests.integration.conftest import APPROVERS, Kubectl, Operator
+from tests.integration.conftest import APPROVERS, OPERATOR_ENV, Kubectl, Operator
 from tests.integration.test_podrunner import eventually
 
 CHART = ROOT / "charts" / "modelops"
@@ -36,8 +36,13 @@ def helm(tools: Toolchain, *args: str, check: bool = True) -> subprocess.Complet
     return done
 
 
+def set_flags(values: Iterable[str]) -> list[str]:
+    """helm's --set for each `key=value`."""
+    return [arg for value in values for arg in ("--set", value)]
+
+
 def render(tools: Toolchain, *values: str, namespace: str = "modelops", show: str = "") -> list[dict]:
-    sets = [arg for value in values for arg in ("--set", value)]
+    sets = set_flags(values)
     only = ["--show-only", show] if show else []
     text = helm(
         tools, "template", "mo", str(CHART), "-n", namespace, "--kube-version", KUBERNETES_VERSION, *sets, *only
@@ -53,13 +58,13 @@ def named(documents: list[dict], kind: str) -> dict[str, dict]:
 
 def test_chart_lints_clean_with_every_option(cluster: Toolchain) -> None:
     for values in ((), EVERYTHING, (*EVERYTHING, "watchNamespaces={a,b}", "replicas=2")):
-        sets = [arg for value in values for arg in ("--set", value)]
+        sets = set_flags(values)
         done = helm(cluster, "lint", "--strict", str(CHART), "--kube-version", KUBERNETES_VERSION, *sets)
         assert "0 chart(s) failed" in done.stdout and "WARNING" not in done.stdout + done.stderr, done.stdout
 
 
 def test_cluster_wide_install_renders_everything(cluster: Toolchain) -> None:
-    sets = [arg for value in EVERYTHING for arg in ("--set", value)]
+    sets = set_flags(EVERYTHING)
     text = helm(cluster, "template", "mo", str(CHART), "--include-crds", "--kube-version", KUBERNETES_VERSION, *sets)
     assert not text.stderr, text.stderr  # no warnings (e.g. about links in the chart)
     documents = [d for d in yaml.safe_load_all(text.stdout) if d]
@@ -120,7 +125,7 @@ def test_operator_alert_rules_pass_promtool(cluster: Toolchain, tmp_path: Path) 
 
 def test_operator_pod_passes_restricted_pod_security(cluster: Toolchain, kubectl: Kubectl) -> None:
     kubectl.run("label", "namespace", kubectl.namespace, "pod-security.kubernetes.io/enforce=restricted")
-    sets = [arg for value in EVERYTHING for arg in ("--set", value)]
+    sets = set_flags(EVERYTHING)
     text = helm(
         cluster, "template", "mo", str(CHART), "-n", kubectl.namespace, "--kube-version", KUBERNETES_VERSION, *sets
     )
@@ -151,7 +156,7 @@ def release(cluster: Toolchain, kubectl: Kubectl, extra_namespaces: tuple[str, s
     apps, argocd = extra_namespaces
     name = f"mo-{uuid.uuid4().hex[:6]}"
     values = ("argocd.healthChecks=true", f"argocd.namespace={argocd}", f"watchNamespaces={{{apps}}}")
-    sets = [arg for value in values for arg in ("--set", value)]
+    sets = set_flags(values)
     helm(cluster, "install", name, str(CHART), "-n", kubectl.namespace, *sets)
     yield name
     helm(cluster, "uninstall", name, "-n", kubectl.namespace, "--wait", check=False)
@@ -221,10 +226,10 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
     # The operator, as that ServiceAccount, with Kopf peering on, takes the examples from a build to a monitor.
     identity = service_account_kubeconfig(kubectl, account, tmp_path / "operator.kubeconfig")
     health = health_check_folder(cluster, release, argocd, tmp_path / "argocd-health")
-    env = {"MODELOPS_ARGOCD_NAMESPACE": argocd, "MODELOPS_ARGOCD_HEALTH_DIR": str(health)}
-    active = Operator(apps, tmp_path / "active.log", kubeconfig=identity, args=("--no-standalone",), env=env)
-    active.start()
-    standby = Operator(apps, tmp_path / "standby.log", kubeconfig=identity, args=("--no-standalone",))
+    argocd_env = {"MODELOPS_ARGOCD_NAMESPACE": argocd, "MODELOPS_ARGOCD_HEALTH_DIR": str(health)}
+    replica = {"namespaces": [apps], "kubeconfig": identity, "args": ["--no-standalone"]}
+    active = Operator(tmp_path / "active.log", **replica, env={**OPERATOR_ENV, **argocd_env}).start()
+    standby = Operator(tmp_path / "standby.log", **replica, env=OPERATOR_ENV)
     try:
         run_the_examples(Kubectl(cluster, apps))
         standby.start()
