@@ -174,6 +174,54 @@ INVALID: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
         ["spec.approval.by", "by is required when the state is Approved or Rejected"],
     ),
     ("digest", "ModelVersion", _set("artifact.digest", "md5:123"), ["spec.artifact.digest", "should match"]),
+    # What a child can never hold, refused when the object is written rather than looping in the operator.
+    ("interval zero", "ModelMonitor", _set("interval", "0s"), ["spec.interval", "interval must be at least 1s"]),
+    (
+        "cooldown",
+        "ModelMonitor",
+        _set("retrain.cooldown", "1s"),
+        ["spec.retrain.cooldown", "cooldown must be at least 1m"],
+    ),
+    (
+        "deadline zero",
+        "ModelBuild",
+        _set("trainer.activeDeadline", "0s"),
+        ["spec.trainer.activeDeadline", "activeDeadline must be at least 1s"],
+    ),
+    (
+        "secret name",
+        "ModelBuild",
+        _set("dataset.credentialsSecret", "Not_A_Name"),
+        ["spec.dataset.credentialsSecret", "should match"],
+    ),
+    (
+        "service account name",
+        "ModelBuild",
+        _set("trainer.serviceAccountName", "two words"),
+        ["spec.trainer.serviceAccountName", "should match"],
+    ),
+    (
+        "secret key",
+        "ModelBuild",
+        _set("privacy", {"hash": ["id"], "saltSecretRef": {"name": "salt", "key": "a/b"}}),
+        ["spec.privacy.saltSecretRef.key", "should match"],
+    ),
+    (
+        "artifacts above their folder",
+        "ModelBuild",
+        _set("artifacts.uri", "s3://models/team-a/../team-b"),
+        ["spec.artifacts.uri", "must not contain a '..' segment"],
+    ),
+    ("artifacts query", "ModelBuild", _set("artifacts.uri", "s3://models/x?versionId=1"), ["spec.artifacts.uri"]),
+    ("version artifact scheme", "ModelVersion", _set("artifact.uri", "http://host/m"), ["spec.artifact.uri"]),
+    ("baseline uri", "ModelVersion", _set("baselineUri", "file:///etc/../passwd"), ["spec.baselineUri", "'..'"]),
+    ("monitored name", "ModelMonitor", _set("deployment", "Breast.Cancer"), ["spec.deployment", "should match"]),
+    (
+        "webhook key",
+        "ModelMonitor",
+        _set("alerts.webhook", {"urlSecretKey": "../url"}),
+        ["spec.alerts.webhook.urlSecretKey", "should match"],
+    ),
 ]
 
 
@@ -195,6 +243,23 @@ def test_invalid_manifest_is_refused(
     for text in expected:
         assert text in done.stderr, f"{case}: {text!r} not in {done.stderr!r}"
     assert not kubectl.run("get", kind.lower(), "-o", "name").stdout.strip(), "nothing was stored"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "expected"),
+    [
+        ("ModelDeployment", "breast.cancer", "(a DNS-1035 label), because it names the Service"),
+        ("ModelDeployment", "d" * 64, "at most 63 characters, because it names the Service"),
+        ("ModelBuild", "b" * 70, "at most 63 characters, because it labels the training Job"),
+        ("ModelMonitor", "m" * 70, "at most 63 characters, because it labels the ModelBuilds it starts"),
+    ],
+)
+def test_a_name_no_child_could_carry_is_refused(kubectl: Kubectl, kind: str, name: str, expected: str) -> None:
+    document = copy.deepcopy(EXAMPLES[kind])
+    document["metadata"]["name"] = name
+    done = kubectl.apply(document, check=False)
+    assert done.returncode != 0, f"{kind} {name} was accepted"
+    assert "metadata.name" in done.stderr and expected in done.stderr, done.stderr
 
 
 def _patch(kubectl: Kubectl, kind: str, name: str, patch: dict) -> Any:

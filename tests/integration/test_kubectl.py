@@ -43,7 +43,7 @@ def test_get_modelops_lists_the_four_kinds_with_their_columns(kubectl: Kubectl) 
 def test_explain_prints_the_descriptions(kubectl: Kubectl) -> None:
     text = " ".join(kubectl.run("explain", "modeldeployment.spec").stdout.split())  # explain wraps lines
     assert "Which version to serve and how." in text
-    assert "Omit to follow the latest Approved version of the model." in text
+    assert "Omit to follow the latest Approved version." in text
     rollout = " ".join(kubectl.run("explain", "md.spec.rollout.canary.analysis.maxErrorRate").stdout.split())
     assert "Largest share of failed requests tolerated." in rollout
 

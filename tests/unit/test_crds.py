@@ -13,12 +13,13 @@ from modelops.api.v1alpha1 import KINDS
 from tests.conftest import ROOT
 
 CRDS = {file_name(doc): doc for doc in all_crds()}
-#: Kopf's peering CRDs, copied by hand: the chart's crds/ folder (which crds/ links to) holds them too.
-KOPF_PEERINGS = "kopf-peerings.yaml"
+#: Kopf's peering CRDs, copied by hand, and the admission policies that ship with the CRDs: the chart's crds/ folder
+#: (which crds/ links to) holds them too.
+BY_HAND = {"kopf-peerings.yaml", "admission-policies.yaml"}
 
 
 def test_crds_directory_matches_the_models() -> None:
-    on_disk = {p.name for p in (ROOT / "crds").glob("*.yaml")} - {KOPF_PEERINGS}
+    on_disk = {p.name for p in (ROOT / "crds").glob("*.yaml")} - BY_HAND
     assert on_disk == set(CRDS), "crds/ has files the models do not generate (or lacks some): run `make crds`"
     for name, document in CRDS.items():
         assert (ROOT / "crds" / name).read_text() == render(document), f"crds/{name} is stale: run `make crds`"

@@ -82,6 +82,9 @@ def openapi_schema(kind: type[CustomResource]) -> dict[str, Any]:
     schema["properties"]["kind"] = {"type": "string", "description": "Kind of the object."}
     schema["properties"]["metadata"] = {"type": "object"}
     schema["required"] = ["spec"]
+    if kind.crd.name_rule:  # judged at the root, where CEL sees metadata.name; reported against that field
+        schema["properties"]["metadata"]["properties"] = {"name": {"type": "string"}}
+        schema["x-kubernetes-validations"] = kind.crd.name_rule.to_crd()
     return schema
 
 

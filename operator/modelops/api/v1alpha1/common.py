@@ -13,6 +13,8 @@ GROUP = "modelops.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "modelops"
+#: The one Secret of a namespace the operator may read (RBAC names it): the keys its monitors' webhooks name.
+ALERTS_SECRET = "modelops-alerts"
 
 
 class ApiModel(BaseModel):
@@ -45,6 +47,15 @@ def immutable(field: str) -> dict:
     return rules(cel("self == oldSelf", f"{field} is immutable", reason="FieldValueForbidden"))
 
 
+def at_least(field: str, minimum: str, why: str) -> dict:
+    """A rule on a model with a Duration `field`: it must be at least `minimum` (e.g. `1s`)."""
+    return cel(
+        f"duration(self.{field}) >= duration('{minimum}')",
+        f"{field} must be at least {minimum}: {why}",
+        field_path=f".{field}",
+    )
+
+
 #: A Kubernetes quantity: `1`, `500m`, `2Gi`.
 Quantity = Annotated[
     int | str,
@@ -73,9 +84,34 @@ def duration_seconds(value: str) -> float:
 #: A DNS-1035 label short enough that `<name>-v<version>` and `<name>-canary` stay valid names.
 ModelName = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=40)]
 
-#: The name of a Kubernetes object in the same namespace (DNS-1123 subdomain).
+#: A DNS-1035 label: what a Service's name must be (lower case letters, digits and '-', starting with a letter).
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+#: The name of a Kubernetes object in the same namespace (DNS-1123 subdomain): a Secret, a ServiceAccount.
 ObjectName = Annotated[
     str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
+]
+
+#: The name of a ModelDeployment (it names a Service, so a DNS-1035 label).
+DeploymentName = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+
+#: A `sha256:` digest of a file.
+Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
+
+#: A key of a Secret or ConfigMap.
+DataKey = Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", min_length=1, max_length=253)]
+
+#: Where a model or its baseline is stored: a store's URI with no query, fragment or `..` segment, so the path
+#: a prefix rule or a namespace folder checks is the path that is read.
+StorageUri = Annotated[
+    str,
+    Field(
+        pattern=r"^(file|s3|gs|az)://[^?#]+$",
+        max_length=2048,
+        json_schema_extra=rules(
+            cel("!self.matches('(^|/)[.][.](/|$)')", "a storage URI must not contain a '..' segment")
+        ),
+    ),
 ]
 
 #: A container image reference.
@@ -95,7 +131,7 @@ class SecretKeyRef(ApiModel):
     """A key of a Secret in the resource's namespace. Its value is read by the operator or the pod, never logged."""
 
     name: ObjectName = Field(description="Name of the Secret.")
-    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
+    key: DataKey = Field(description="Key inside the Secret.")
 
 
 class ResourceRequirements(ApiModel):

@@ -15,13 +15,16 @@ from .common import (
     FunctionRef,
     Image,
     ModelName,
+    ObjectName,
     ResourceRequirements,
     SecretKeyRef,
     StatusBase,
+    StorageUri,
+    at_least,
     cel,
     rules,
 )
-from .resource import AGE, CRDInfo, CustomResource, PrinterColumn
+from .resource import AGE, CRDInfo, CustomResource, NameRule, PrinterColumn
 
 ColumnType = Literal["number", "integer", "boolean", "category", "string"]
 Task = Literal["classification", "regression"]
@@ -85,9 +88,8 @@ class DatasetSpec(ApiModel):
         description="Declared columns with their rules. Undeclared columns are used as they are.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    credentials_secret: str | None = Field(
+    credentials_secret: ObjectName | None = Field(
         default=None,
-        max_length=253,
         description="A Secret whose keys become the trainer's environment, e.g. AWS_ACCESS_KEY_ID for `s3://`.",
     )
 
@@ -141,6 +143,7 @@ class TrainerSpec(ApiModel):
                 "exactly one of estimator and function must be set",
                 field_path=".estimator",
             ),
+            at_least("activeDeadline", "1s", "a Job needs time to run"),
         )
     }
 
@@ -157,8 +160,10 @@ class TrainerSpec(ApiModel):
         default="1h", description="Longest time the training Job may run before it is stopped."
     )
     retries: int = Field(default=0, ge=0, le=10, description="How many times a failed training pod is retried.")
-    service_account_name: str | None = Field(
-        default=None, max_length=253, description="ServiceAccount of the trainer pod (e.g. for cloud storage)."
+    service_account_name: ObjectName | None = Field(
+        default=None,
+        description="ServiceAccount of the trainer pod (e.g. for cloud storage). Naming one, or any Secret, needs the "
+        "right to use it: see the approval policy.",
     )
 
 
@@ -223,10 +228,9 @@ class ApprovalPolicy(ApiModel):
 class ArtifactsSpec(ApiModel):
     """Where the trained model is exported."""
 
-    uri: str = Field(
-        max_length=2048,
-        pattern=r"^(file|s3|gs|az)://.+",
-        description="Base URI of the exported artifacts; each version gets its own folder below it.",
+    uri: StorageUri = Field(
+        description="Base URI of the exported artifacts; each build gets its own folder below it, "
+        "`<uri>/<namespace>/<model>/<build>`.",
     )
 
 
@@ -281,6 +285,7 @@ class ModelBuild(CustomResource):
 
     crd: ClassVar[CRDInfo] = CRDInfo(
         kind="ModelBuild",
+        name_rule=NameRule("it labels the training Job and the ModelVersion the build records"),
         plural="modelbuilds",
         short_names=("mb",),
         printer_columns=(

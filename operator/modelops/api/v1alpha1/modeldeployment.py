@@ -18,7 +18,7 @@ from .common import (
     cel,
     rules,
 )
-from .resource import AGE, CRDInfo, CustomResource, PrinterColumn, condition_column
+from .resource import AGE, CRDInfo, CustomResource, NameRule, PrinterColumn, condition_column
 
 
 class AutoscalingSpec(ApiModel):
@@ -110,7 +110,12 @@ class RolloutSpec(ApiModel):
 class PrometheusSource(ApiModel):
     """Read serving metrics from Prometheus instead of the pods."""
 
-    url: str = Field(pattern=r"^https?://.+", max_length=2048, description="Base URL of the Prometheus server.")
+    url: str = Field(
+        pattern=r"^https?://[^?#]+$",
+        max_length=2048,
+        description="Base URL of the Prometheus server; it must be one the operator's administrator allows "
+        "(the chart's `prometheus.allowedUrls`).",
+    )
 
 
 class MetricsSource(ApiModel):
@@ -126,10 +131,7 @@ class ModelDeploymentSpec(ApiModel):
     version: int | None = Field(
         default=None,
         ge=1,
-        description="The version number to serve. Omit to follow the latest Approved version of the model.",
-    )
-    allow_unapproved: bool = Field(
-        default=False, description="Serve a version that is not Approved (for tests; never in production)."
+        description="The version number to serve; it must be Approved. Omit to follow the latest Approved version.",
     )
     replicas: int | None = Field(
         default=None, ge=0, le=1000, description="Replicas (1 when omitted). Ignored while autoscaling is set."
@@ -205,6 +207,7 @@ class ModelDeployment(CustomResource):
 
     crd: ClassVar[CRDInfo] = CRDInfo(
         kind="ModelDeployment",
+        name_rule=NameRule("it names the Service in front of the model", label=True),
         plural="modeldeployments",
         short_names=("md",),
         printer_columns=(

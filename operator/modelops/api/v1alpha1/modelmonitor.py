@@ -7,9 +7,20 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .common import ApiModel, Duration, Fraction, ObjectName, SecretKeyRef, StatusBase, cel, rules
+from .common import (
+    ALERTS_SECRET,
+    ApiModel,
+    DataKey,
+    DeploymentName,
+    Duration,
+    Fraction,
+    StatusBase,
+    at_least,
+    cel,
+    rules,
+)
 from .modelbuild import ModelBuildSpec
-from .resource import AGE, CRDInfo, CustomResource, PrinterColumn, condition_column
+from .resource import AGE, CRDInfo, CustomResource, NameRule, PrinterColumn, condition_column
 
 NumericMethod = Literal["psi", "jensenShannon", "wasserstein", "ks"]
 CategoricalMethod = Literal["chiSquared", "psi", "jensenShannon"]
@@ -34,7 +45,11 @@ class MonitorSource(ApiModel):
         default="Pods", description="`Pods`: scrape the serving pods' /metrics. `Prometheus`: query `increase()`."
     )
     prometheus_url: str | None = Field(
-        default=None, pattern=r"^https?://.+", max_length=2048, description="Base URL of the Prometheus server."
+        default=None,
+        pattern=r"^https?://[^?#]+$",
+        max_length=2048,
+        description="Base URL of the Prometheus server; it must be one the operator's administrator allows "
+        "(the chart's `prometheus.allowedUrls`).",
     )
 
 
@@ -89,7 +104,11 @@ class LatencySpec(ApiModel):
 class WebhookSink(ApiModel):
     """An Alertmanager-compatible webhook; its URL is a secret."""
 
-    url_secret_ref: SecretKeyRef = Field(description="The Secret key holding the webhook URL.")
+    url_secret_key: DataKey = Field(
+        description=f"The key of this namespace's Secret `{ALERTS_SECRET}` that holds the webhook URL: the operator "
+        "reads that one Secret and no other. The URL must start with one the operator's administrator allows "
+        "(the chart's `alerts.webhookUrlPrefixes`).",
+    )
 
 
 class AlertsSpec(ApiModel):
@@ -104,6 +123,8 @@ class AlertsSpec(ApiModel):
 
 class RetrainSpec(ApiModel):
     """Retraining when drift is detected."""
+
+    model_config = {"json_schema_extra": rules(at_least("cooldown", "1m", "each retraining is a training Job"))}
 
     enabled: bool = Field(default=False, description="Create a ModelBuild when drift is detected.")
     cooldown: Duration = Field(default="24h", description="Least time between two retrains.")
@@ -126,10 +147,11 @@ class ModelMonitorSpec(ApiModel):
                 "window must not be shorter than interval",
                 field_path=".window",
             ),
+            at_least("interval", "1s", "each check reads the serving pods and writes the status"),
         )
     }
 
-    deployment: ObjectName = Field(description="The ModelDeployment to watch, in the same namespace.")
+    deployment: DeploymentName = Field(description="The ModelDeployment to watch, in the same namespace.")
     interval: Duration = Field(default="1m", description="How often to check.")
     window: Duration = Field(default="5m", description="The window each check looks back over.")
     source: MonitorSource | None = None
@@ -185,6 +207,7 @@ class ModelMonitor(CustomResource):
 
     crd: ClassVar[CRDInfo] = CRDInfo(
         kind="ModelMonitor",
+        name_rule=NameRule("it labels the ModelBuilds it starts for retraining"),
         plural="modelmonitors",
         short_names=("mm",),
         printer_columns=(

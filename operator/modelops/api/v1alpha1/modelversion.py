@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .common import ApiModel, ModelName, StatusBase, cel, immutable, rules
+from .common import ApiModel, Digest, ModelName, StatusBase, StorageUri, cel, immutable, rules
 from .modelbuild import MetricName, Task, ThresholdSpec
 from .resource import AGE, CRDInfo, CustomResource, PrinterColumn
 
@@ -15,8 +15,8 @@ from .resource import AGE, CRDInfo, CustomResource, PrinterColumn
 class ArtifactRef(ApiModel):
     """The exported model."""
 
-    uri: str = Field(max_length=2048, description="Where the exported BentoML model is.")
-    digest: str = Field(pattern=r"^sha256:[a-f0-9]{64}$", description="`sha256:` digest of the exported model.")
+    uri: StorageUri = Field(description="Where the exported BentoML model is.")
+    digest: Digest = Field(description="`sha256:` digest of the exported model; the server refuses any other file.")
 
 
 class FeatureSpec(ApiModel):
@@ -48,7 +48,11 @@ class ValidationPolicy(ApiModel):
     )
     primary_metric: MetricName | None = Field(default=None, description="Metric compared with the champion.")
     allowed_regression: float = Field(default=0.0, ge=0, description="Allowed loss against the champion.")
-    auto_approve: bool = Field(default=False, description="Approve as soon as validation passes.")
+    auto_approve: bool = Field(
+        default=False,
+        description="Approve as soon as validation passes. Only those who may approve may set it (the approval "
+        "policy); a build sets it when an approver asked for `approval.mode: AutoWhenValidated`.",
+    )
 
 
 class Approval(ApiModel):
@@ -68,7 +72,12 @@ class Approval(ApiModel):
     state: Literal["Pending", "Approved", "Rejected"] = Field(
         default="Pending", description="Pending, Approved or Rejected."
     )
-    by: str | None = Field(default=None, max_length=256, description="Who decided.")
+    by: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Who decided: the approval policy requires the requester's own user name (or one the requester "
+        "may impersonate).",
+    )
     reason: str | None = Field(default=None, max_length=4096, description="Why.")
 
 
@@ -89,7 +98,7 @@ class ModelVersionSpec(ApiModel):
                     field_path=f".{f}",
                     reason="FieldValueForbidden",
                 )
-                for f in ("baselineUri", "lineage", "validation", "features")
+                for f in ("baselineUri", "baselineDigest", "lineage", "validation", "features")
             ),
         )
     }
@@ -101,7 +110,12 @@ class ModelVersionSpec(ApiModel):
     artifact: ArtifactRef = _record("The exported model.")
     metrics: dict[str, float] = _record("Held-out metrics.")
     features: list[FeatureSpec] | None = _record("The model's inputs, in order.", default=None)
-    baseline_uri: str | None = _record("Baseline statistics of the training data, for drift.", default=None)
+    baseline_uri: StorageUri | None = _record(
+        "Baseline statistics of the training data, for people and batch jobs (the servers carry the same baseline "
+        "inside the model file, covered by its digest).",
+        default=None,
+    )
+    baseline_digest: Digest | None = _record("`sha256:` digest of the baseline file.", default=None)
     lineage: Lineage | None = _record("Where the version came from.", default=None)
     validation: ValidationPolicy | None = _record("What the version is checked against.", default=None)
     approval: Approval | None = Field(
@@ -120,6 +134,13 @@ class CheckResult(ApiModel):
     message: str = Field(description="The values compared, for a person.")
 
 
+class ServingRef(ApiModel):
+    """A ModelDeployment serving the version."""
+
+    deployment: str = Field(description="The ModelDeployment, in the same namespace.")
+    track: Literal["stable", "canary"] = Field(description="Whether it serves as stable or as canary.")
+
+
 class ModelVersionStatus(StatusBase):
     """Where the version is in its life."""
 
@@ -129,6 +150,10 @@ class ModelVersionStatus(StatusBase):
     approved_by: str | None = Field(default=None, description="Who approved the version.")
     approved_at: datetime | None = Field(default=None, description="When the operator saw the approval.")
     stage_time: datetime | None = Field(default=None, description="When the stage last changed.")
+    served_by: list[ServingRef] | None = Field(
+        default=None,
+        description="The ModelDeployments serving it now; while any does, the approval policy refuses to delete it.",
+    )
 
 
 class ModelVersion(CustomResource):

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from .common import API_VERSION, ApiModel
+from .common import API_VERSION, DNS_LABEL, ApiModel, cel
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,38 @@ class PrinterColumn:
 
 
 @dataclass(frozen=True)
+class NameRule:
+    """What an object's own name must be so that every child named or labelled after it is valid: the API server
+    refuses a bad name when the object is created, rather than the operator failing on its children later."""
+
+    why: str
+    max_length: int = 63
+    #: A DNS-1035 label (a Service's name) rather than the default DNS-1123 subdomain.
+    label: bool = False
+
+    def to_crd(self) -> list[dict[str, Any]]:
+        out = [
+            cel(
+                f"size(self.metadata.name) <= {self.max_length}",
+                f"at most {self.max_length} characters, because {self.why}",
+                field_path=".metadata.name",
+                reason="FieldValueInvalid",
+            )
+        ]
+        if self.label:
+            out.append(
+                cel(
+                    f"self.metadata.name.matches('{DNS_LABEL}')",
+                    "lower case letters, digits and '-', starting with a letter and ending with a "
+                    f"letter or digit (a DNS-1035 label), because {self.why}",
+                    field_path=".metadata.name",
+                    reason="FieldValueInvalid",
+                )
+            )
+        return out
+
+
+@dataclass(frozen=True)
 class CRDInfo:
     """Names, columns and subresources of one kind."""
 
@@ -40,6 +72,7 @@ class CRDInfo:
     #: The scale subresource, as (specReplicasPath, statusReplicasPath, labelSelectorPath).
     scale: tuple[str, str, str] | None = None
     singular: str = field(default="")
+    name_rule: NameRule | None = None
 
     @property
     def singular_name(self) -> str:
