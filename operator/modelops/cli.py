@@ -218,7 +218,7 @@ def approve(
     as_user: AsUser = None,
     as_group: AsGroups = None,
 ) -> None:
-    """Approve a model version as yourself; only members of the approvers group may."""
+    """Approve a model version as yourself; only approvers may (the approval policy asks RBAC)."""
     _decide(_version_name(version), "Approved", reason, _connect(kubeconfig, context, namespace, as_user, as_group))
 
 
@@ -232,7 +232,7 @@ def reject(
     as_user: AsUser = None,
     as_group: AsGroups = None,
 ) -> None:
-    """Reject a model version as yourself, saying why; only members of the approvers group may."""
+    """Reject a model version as yourself, saying why; only approvers may (the approval policy asks RBAC)."""
     if not (reason or "").strip():
         raise typer.BadParameter(
             "a rejection needs a reason: --reason TEXT says why, for the record", param_hint="--reason"
@@ -283,6 +283,13 @@ def serve(port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000) 
     import shutil
     import sys
 
+    from modelops.runtime.contract import MODEL_TAG_ENV
+    from modelops.runtime.serve import prepare
+
+    tag = prepare()
+    if tag is None:
+        raise typer.Exit(1)
+    os.environ[MODEL_TAG_ENV] = tag
     host = os.environ.get("MODELOPS_BIND_HOST", "0.0.0.0")
     bentoml = shutil.which("bentoml") or str(Path(sys.executable).parent / "bentoml")
     os.execv(bentoml, [bentoml, "serve", "modelops.runtime.serve:ModelServer", "--host", host, "--port", str(port)])

@@ -86,11 +86,14 @@ def test_cluster_wide_install_renders_everything(cluster: Toolchain) -> None:
 def test_listed_namespaces_get_roles_there_only(cluster: Toolchain) -> None:
     documents = render(cluster, "watchNamespaces={team-a,team-b}")
     bindings = named(documents, "RoleBinding")
-    assert set(bindings) == {"team-a/mo-modelops", "team-b/mo-modelops"}
-    assert "/mo-modelops" not in named(documents, "ClusterRoleBinding")
+    assert set(bindings) == {
+        f"{namespace}/mo-modelops{role}" for namespace in ("team-a", "team-b") for role in ("", "-approver")
+    }, "the operator and the approvers, in the listed namespaces only"
     assert set(named(documents, "KopfPeering")) == {"team-a/modelops", "team-b/modelops"}
-    assert set(named(documents, "ClusterRole")) == {"/mo-modelops", "/mo-modelops-approver"}  # rules, not grants
-    assert set(named(documents, "ClusterRoleBinding")) == {"/mo-modelops-approver"}  # approvers, not the operator
+    assert set(named(documents, "ClusterRole")) == {
+        f"/mo-modelops{role}" for role in ("", "-approver", "-edit", "-view")
+    }  # rules, not grants (the user roles aggregate into Kubernetes' own edit and view)
+    assert set(named(documents, "ClusterRoleBinding")) == set(), "nothing is granted cluster-wide"
 
 
 @pytest.mark.parametrize(
@@ -200,22 +203,44 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
     # What it may and may not do, as the API server's authorizer answers for the chart's ServiceAccount.
     user = f"system:serviceaccount:{kubectl.namespace}:{account}"
     admin = Kubectl(cluster)
+    # One request allowed for every rule of the operator's role, and the closest ones it does not grant refused.
+    here, status = ("-n", apps), "--subresource=status"
     allowed = [
-        ("get", "secrets", "-n", apps),
-        ("create", "jobs.batch", "-n", apps),
-        ("patch", "deployments.apps", "-n", apps),
-        ("patch", "modeldeployments.modelops.io/status", "-n", apps),
+        ("watch", "modelversions.modelops.io", *here),  # the four kinds: get, list, watch
+        ("patch", "modelmonitors.modelops.io", *here),  # Kopf's finalizer on kinds with timers or daemons
+        ("create", "modelversions.modelops.io", *here),  # builds record versions, monitors start builds
+        ("patch", "modeldeployments.modelops.io", status, *here),
+        ("create", "jobs.batch", *here),
+        ("delete", "deployments.apps", *here),
+        ("patch", "services", *here),
+        ("delete", "horizontalpodautoscalers.autoscaling", *here),
+        ("list", "pods", *here),
+        ("get", "secrets/modelops-alerts", *here),
+        ("create", "events", *here),
+        ("patch", "kopfpeerings.kopf.dev", *here),
         ("patch", "configmaps/argocd-cm", "-n", argocd),
     ]
     refused = [
-        ("get", "secrets", "-n", kubectl.namespace),  # its own namespace is not one it watches
-        ("get", "secrets", "-n", "default"),
-        ("list", "secrets", "-n", apps),  # it reads the one Secret a monitor names, never lists them
+        ("delete", "modelversions.modelops.io", *here),  # a version is a record
+        ("patch", "modelversions.modelops.io", *here),  # the operator writes no spec or metadata of a version
+        ("update", "modelversions.modelops.io", "--subresource=approval", *here),  # it approves nothing
+        ("get", "modelversions.modelops.io", status, *here),
+        ("create", "modeldeployments.modelops.io", *here),
+        ("delete", "jobs.batch", *here),  # a build's Job goes with its build
+        ("update", "deployments.apps", *here),
+        ("delete", "services", *here),
+        ("list", "horizontalpodautoscalers.autoscaling", *here),
+        ("create", "pods", *here),
+        ("get", "pods", "--subresource=log", *here),
+        ("get", "secrets/salt", *here),  # one Secret per namespace, by name: no other
+        ("list", "secrets", *here),
+        ("get", "secrets/modelops-alerts", "-n", kubectl.namespace),  # its own namespace is not one it watches
+        ("get", "secrets/modelops-alerts", "-n", "default"),
         ("create", "jobs.batch", "-n", "default"),
-        ("delete", "nodes"),
-        ("create", "pods", "-n", apps),
-        ("delete", "modelversions.modelops.io", "-n", apps),
+        ("delete", "events", *here),
+        ("delete", "kopfpeerings.kopf.dev", *here),
         ("patch", "configmaps/other", "-n", argocd),
+        ("delete", "nodes"),
         ("create", "clusterrolebindings"),
         ("list", "namespaces"),
         ("list", "customresourcedefinitions.apiextensions.k8s.io"),
@@ -269,12 +294,14 @@ def test_cluster_wide_install_grants_what_it_uses_everywhere_and_nothing_else(
             ("watch", "modeldeployments.modelops.io", "--all-namespaces"),
             ("create", "modelversions.modelops.io", "-n", "default"),
             ("patch", "deployments.apps", "-n", "default"),
-            ("get", "secrets", "-n", "default"),
+            ("get", "secrets/modelops-alerts", "-n", "default"),
             ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
             ("patch", "clusterkopfpeerings.kopf.dev/modelops"),
         ]
         refused = [
             ("list", "secrets", "-n", "default"),
+            ("get", "secrets", "-n", "kube-system"),  # no Secret but one by name, modelops-alerts
+            ("get", "secrets/bootstrap-token-abc", "-n", "kube-system"),
             ("delete", "nodes"),
             ("create", "pods", "-n", "default"),
             ("delete", "modelversions.modelops.io", "-n", "default"),

@@ -22,7 +22,7 @@ from tests.integration.test_approval import EDITOR_ROLE
 
 DIGEST = "sha256:" + "5e" * 32
 DATA_DIGEST = "sha256:" + "d4" * 32
-POLICY_REFUSAL = "spec.approval: only members of modelops-approvers may approve or reject a model version"
+POLICY_REFUSAL = "spec.approval: only approvers may approve or reject a model version"
 
 
 def model_version(number: int) -> dict[str, Any]:

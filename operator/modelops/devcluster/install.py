@@ -1,5 +1,6 @@
-"""Put the ModelOps API on the local cluster: the CRDs, and the chart's approval policy and approver role
-(what `helm install` would add, without the operator Deployment, which runs from this checkout instead)."""
+"""Put the ModelOps API on the local cluster: the CRDs with the admission policies beside them, and the chart's
+approver and user roles (what `helm install` would add, without the operator Deployment, which runs from this
+checkout instead)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from .cluster import ClusterError, kubeconfig_path
 from .toolchain import KUBERNETES_VERSION, Toolchain
 
-APPROVAL_TEMPLATES = ("templates/approval-policy.yaml", "templates/approver-role.yaml")
+ROLE_TEMPLATES = ("templates/approver-role.yaml", "templates/user-roles.yaml")
 
 
 def _kubectl(tools: Toolchain, *args: str, stdin: str | None = None) -> str:
@@ -25,8 +26,14 @@ def install_api(tools: Toolchain, crds: Path, chart: Path) -> str:
     """Apply (server-side, idempotent) and wait until the CRDs are Established; returns kubectl's report."""
     crds = crds.resolve()  # kubectl does not walk a linked folder
     report = _kubectl(tools, "apply", "--server-side", "--force-conflicts", "-f", str(crds))
-    _kubectl(tools, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
-    show_only = [arg for template in APPROVAL_TEMPLATES for arg in ("--show-only", template)]
+    definitions = [
+        arg
+        for path in sorted(crds.glob("*.yaml"))
+        if "CustomResourceDefinition" in path.read_text()
+        for arg in ("-f", str(path))
+    ]
+    _kubectl(tools, "wait", "--for=condition=Established", "--timeout=60s", *definitions)
+    show_only = [arg for template in ROLE_TEMPLATES for arg in ("--show-only", template)]
     rendered = subprocess.run(
         [str(tools.helm), "template", "modelops", str(chart), "--kube-version", KUBERNETES_VERSION, *show_only],
         capture_output=True,
