@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops.runtime.contract import CONFIG_ENV, SALT_ENV, USER_ERROR_EXIT_CODE, TrainResult
+from modelops.runtime.contract import CONFIG_FILE_ENV, SALT_ENV, USER_ERROR_EXIT_CODE, TrainResult
+from modelops.runtime.telemetry import category_label
 
 SALT = "pepper-for-tests"
 
@@ -24,9 +25,14 @@ def run_trainer(tmp_path: Path, config: dict[str, Any], salt: str | None = None)
     """Run `modelops train` as the Job would, and return (exit code, result, everything it logged)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     termination = tmp_path / "termination-log"
+    config_file = tmp_path / "train.json"  # as the Job's downward API volume holds it
+    artifacts = f"file://{tmp_path}/artifacts/ns/m/b1"
+    config_file.write_text(
+        json.dumps({"build": "b1", "namespace": "ns", "model": "m", "artifactsFolder": artifacts, **config})
+    )
     env = {
         **os.environ,
-        CONFIG_ENV: json.dumps({"build": "b1", "model": "m", "artifactsUri": f"file://{tmp_path}/artifacts", **config}),
+        CONFIG_FILE_ENV: str(config_file),
         "MODELOPS_TERMINATION_LOG": str(termination),
         "BENTOML_HOME": str(tmp_path / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
@@ -138,9 +144,13 @@ def test_personal_data_never_leaves_the_trainer(tmp_path: Path) -> None:
     assert SALT.encode() not in written, "the salt leaked"
     assert "email" not in {f.name for f in result.features}
     assert "customer_id" in {f.name for f in result.features}, "hashed ids stay usable (joinable)"
+    assert result.unprotected is None, "every personal column is covered by a rule"
     baseline = json.loads(Path(result.baseline_uri.removeprefix("file://")).read_text())
-    ids = next(f for f in baseline["features"] if f["name"] == "customer_id")
-    assert all(len(c) == 64 and int(c, 16) >= 0 for c in ids["categories"]), "ids are stored as HMAC-SHA256 hex"
+    plan = next(f for f in baseline["features"] if f["name"] == "plan")
+    assert sorted(plan["categories"]) == sorted(
+        category_label(p, bytes.fromhex(plan["key"])) for p in ("basic", "plus", "pro")
+    )
+    assert b"basic" not in Path(result.baseline_uri.removeprefix("file://")).read_bytes(), "categories are keyed labels"
 
 
 def test_hashing_without_a_salt_is_refused(tmp_path: Path) -> None:
@@ -177,3 +187,23 @@ def test_result_fits_the_termination_message() -> None:
     assert len(message.encode()) <= 4096 and json.loads(message)["metrics"] == {"accuracy": 1.0}
     long_error = TrainResult(ok=False, error="x" * 10_000).to_message()
     assert len(long_error.encode()) <= 4096
+
+
+def test_columns_that_look_personal_are_named_when_no_rule_covers_them(tmp_path: Path) -> None:
+    from modelops.runtime.privacy import unprotected
+
+    frame = pd.read_csv(customers(tmp_path / "customers.csv"))
+    frame["phone"] = [f"+44 20 7946 {i:04d}" for i in range(len(frame))]
+    found = {c.name: c.looks_like for c in unprotected(frame, {"churned"})}
+    assert found == {"customer_id": "identifiers", "email": "e-mail addresses", "phone": "phone numbers"}
+    assert unprotected(frame, {"churned", "customer_id", "email", "phone"}) == []
+
+
+def test_a_library_error_quoting_data_is_masked(tmp_path: Path) -> None:
+    data = customers(tmp_path / "customers.csv")
+    config = {"task": "regression", "datasetUri": f"file://{data}", "target": "email"}
+    code, result, logged = run_trainer(
+        tmp_path / "out", {**config, "estimator": "sklearn.linear_model.LinearRegression"}
+    )
+    assert code == USER_ERROR_EXIT_CODE and "could not convert string to float: <redacted>" in result.error
+    assert "@example.org" not in logged + result.error

@@ -14,11 +14,6 @@ MODEL_FILE = "model.bentomodel"
 BASELINE_FILE = "baseline.json"
 
 
-def version_folder(artifacts_uri: str, model: str, build: str) -> str:
-    """One folder per build: the version number is given later by the operator, so no two builds collide."""
-    return f"{artifacts_uri.rstrip('/')}/{model}/{build}"
-
-
 def _upload(local: Path, uri: str) -> None:
     with local.open("rb") as source, fsspec.open(uri, "wb", auto_mkdir=True) as target:
         while chunk := source.read(1 << 20):
@@ -35,8 +30,8 @@ def sha256_file(path: Path) -> str:
 
 def export(
     *, model_name: str, estimator: Any, metadata: dict[str, Any], baseline: dict[str, Any], folder: str
-) -> tuple[str, str, str]:
-    """Returns (artifact URI, artifact digest, baseline URI)."""
+) -> tuple[str, str, str, str]:
+    """Returns (artifact URI, artifact digest, baseline URI, baseline digest)."""
     import bentoml
 
     saved = bentoml.sklearn.save_model(
@@ -53,5 +48,6 @@ def export(
         _upload(local, f"{folder}/{MODEL_FILE}")
         baseline_local = Path(tmp) / BASELINE_FILE
         baseline_local.write_text(json.dumps(baseline))
+        baseline_digest = sha256_file(baseline_local)
         _upload(baseline_local, f"{folder}/{BASELINE_FILE}")
-    return f"{folder}/{MODEL_FILE}", digest, f"{folder}/{BASELINE_FILE}"
+    return f"{folder}/{MODEL_FILE}", digest, f"{folder}/{BASELINE_FILE}", baseline_digest

@@ -1,15 +1,19 @@
 """Baseline statistics of the training data: the bins the server counts live traffic on, for drift.
 
 Numeric features get quantile bins given as Prometheus-style upper bounds (`le`), the last bin open
-(+Inf); categorical ones get their most frequent categories plus `__other__`.
+(+Inf); categorical ones get their most frequent categories plus `__other__`, stored as the keyed labels the
+server counts live values under (the key is stored beside them): no raw category is kept.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .telemetry import category_label
 
 NUMERIC_BINS = 10
 TOP_CATEGORIES = 20
@@ -43,7 +47,8 @@ def numeric_counts(values: np.ndarray, edges: list[float]) -> list[int]:
     return np.bincount(index, minlength=len(edges) + 1).astype(int).tolist()
 
 
-def summarize(name: str, values: pd.Series, kind: str) -> dict[str, Any]:
+def summarize(name: str, values: pd.Series, kind: str, key: bytes | None = None) -> dict[str, Any]:
+    """One feature's bins and counts; with `key`, categories are kept only as their keyed labels."""
     if kind in NUMERIC_TYPES:
         array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
         edges = numeric_edges(array)
@@ -51,19 +56,25 @@ def summarize(name: str, values: pd.Series, kind: str) -> dict[str, Any]:
     text = values.dropna().astype(str)
     frequencies = text.value_counts()
     top = frequencies.head(TOP_CATEGORIES)
-    return {
+    summary: dict[str, Any] = {
         "name": name,
         "kind": "categorical",
-        "categories": [str(c) for c in top.index],
+        "categories": [category_label(c, key) if key else str(c) for c in top.index],
         "counts": [int(c) for c in top.to_numpy()] + [int(frequencies.iloc[TOP_CATEGORIES:].sum())],
         "other": OTHER,
     }
+    if key:
+        summary["key"] = key.hex()
+    return summary
 
 
 def baseline(features: pd.DataFrame, types: dict[str, str], predictions: np.ndarray, task: str) -> dict[str, Any]:
+    """The features' summaries (categories keyed by a key drawn for this model), and the predictions' (class
+    labels are the model's own outputs, kept as they are so versions can be compared)."""
+    key = secrets.token_bytes(16)
     prediction_kind = "category" if task == "classification" else "number"
     return {
         "rows": len(features),
-        "features": [summarize(c, features[c], types[c]) for c in features.columns],
+        "features": [summarize(c, features[c], types[c], key) for c in features.columns],
         "prediction": summarize("prediction", pd.Series(predictions), prediction_kind),
     }

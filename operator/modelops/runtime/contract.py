@@ -6,18 +6,30 @@ Light on purpose (pydantic only): the operator imports it to build a Job, the tr
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-CONFIG_ENV = "MODELOPS_TRAIN_CONFIG"
+#: Where the trainer reads its configuration: a file the Job's pod gets from its own annotation (downward API),
+#: so a large configuration never meets the limits of an environment variable.
+CONFIG_FILE_ENV = "MODELOPS_TRAIN_CONFIG_FILE"
+CONFIG_ANNOTATION = "modelops.io/train-config"
+#: The largest configuration the Job carries (a pod's annotations hold 256 KiB in all).
+MAX_CONFIG_BYTES = 200_000
 MODEL_URI_ENV = "MODELOPS_MODEL_URI"
 MODEL_DIGEST_ENV = "MODELOPS_MODEL_DIGEST"
 MODEL_NAME_ENV = "MODELOPS_MODEL"
 MODEL_VERSION_ENV = "MODELOPS_MODEL_VERSION"
+#: The verified model's tag in the server container's local store (set by `modelops serve` for the service).
+MODEL_TAG_ENV = "MODELOPS_MODEL_TAG"
 SALT_ENV = "MODELOPS_PRIVACY_SALT"
 TERMINATION_MESSAGE_LIMIT = 4096
+#: Where a container leaves its last word for its pod's status (the dev cluster's pod runner moves it).
+TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LOG_ENV = "MODELOPS_TERMINATION_LOG"
 #: Exit code of a failure a retry cannot fix (bad data, bad parameters); any other non-zero code may be retried.
 USER_ERROR_EXIT_CODE = 2
 
@@ -45,6 +57,7 @@ class TrainConfig(_Wire):
     """Everything the trainer needs, derived from a ModelBuild's spec."""
 
     build: str
+    namespace: str
     model: str
     task: Literal["classification", "regression"]
     dataset_uri: str
@@ -59,12 +72,20 @@ class TrainConfig(_Wire):
     test_size: float = 0.2
     random_seed: int = 42
     metrics: list[str] | None = None
-    artifacts_uri: str
+    #: The build's own folder (the operator chooses it): everything the trainer exports goes below it.
+    artifacts_folder: str
 
 
 class Feature(_Wire):
     name: str
     type: Literal["number", "integer", "boolean", "category", "string"]
+
+
+class PersonalColumn(_Wire):
+    """A column whose values look personal, named with what they look like (never with a value)."""
+
+    name: str
+    looks_like: Literal["e-mail addresses", "phone numbers", "identifiers", "personal data (by its name)"]
 
 
 class TrainResult(_Wire):
@@ -75,10 +96,13 @@ class TrainResult(_Wire):
     artifact_uri: str | None = None
     artifact_digest: str | None = None
     baseline_uri: str | None = None
+    baseline_digest: str | None = None
     dataset_digest: str | None = None
     metrics: dict[str, float] | None = None
     rows: int | None = None
     features: list[Feature] | None = None
+    #: Columns that look personal and that no privacy rule covers.
+    unprotected: list[PersonalColumn] | None = None
 
     def to_message(self) -> str:
         """JSON that fits the termination message: the feature list goes first, then the error is shortened."""
@@ -96,3 +120,13 @@ class TrainResult(_Wire):
     @classmethod
     def from_message(cls, message: str) -> TrainResult:
         return cls.model_validate(json.loads(message))
+
+
+def leave_termination_message(text: str) -> bool:
+    """Write the container's termination message (what `kubectl describe pod` and the operator read); False when
+    it cannot be written (outside a pod)."""
+    try:
+        Path(os.environ.get(TERMINATION_LOG_ENV, TERMINATION_LOG)).write_text(text[:TERMINATION_MESSAGE_LIMIT])
+        return True
+    except OSError:
+        return False

@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from .baseline import NUMERIC_TYPES
+from .redact import redact
 
 
 class EstimatorError(ValueError):
@@ -72,7 +73,12 @@ def fit(
 ) -> Any:
     if function:
         train = import_object(function, "trainer.function")
-        return train(x, y, params)
+        try:
+            return train(x, y, params)
+        except Exception as error:  # the user's code: its message may quote data
+            raise EstimatorError(
+                f"trainer.function: {function} failed: {type(error).__name__}: {redact(str(error))}"
+            ) from None
     cls = import_object(estimator or "", "trainer.estimator.className")
     arguments = dict(params)
     if "random_state" in inspect.signature(cls).parameters:
@@ -80,9 +86,9 @@ def fit(
     try:
         model = cls(**arguments)
     except TypeError as error:
-        raise EstimatorError(f"trainer.estimator.params: {error}") from None
+        raise EstimatorError(f"trainer.estimator.params: {redact(str(error))}") from None
     pipeline = Pipeline([("prepare", preprocessing(types)), ("model", model)])
     try:
         return pipeline.fit(x, y)
     except ValueError as error:
-        raise EstimatorError(f"trainer.estimator: fitting failed: {error}") from None
+        raise EstimatorError(f"trainer.estimator: fitting failed: {redact(str(error))}") from None

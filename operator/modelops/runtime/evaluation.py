@@ -11,11 +11,15 @@ REGRESSION = ("r2", "mae", "rmse", "mape")
 LOWER_IS_BETTER = frozenset({"logLoss", "mae", "rmse", "mape"})
 
 
+class EvaluationError(ValueError):
+    """The evaluation asked for cannot be made; the message names the field."""
+
+
 def evaluate(task: str, estimator: object, x_test, y_test, wanted: list[str] | None = None) -> dict[str, float]:
     names = wanted or list(CLASSIFICATION if task == "classification" else REGRESSION)
     unknown = set(names) - set(CLASSIFICATION if task == "classification" else REGRESSION)
     if unknown:
-        raise ValueError(f"evaluation.metrics: {sorted(unknown)} do not apply to {task}")
+        raise EvaluationError(f"evaluation.metrics: {', '.join(sorted(unknown))} do not apply to {task}")
     predicted = estimator.predict(x_test)  # type: ignore[attr-defined]
     out: dict[str, float] = {}
     if task == "classification":

@@ -1,13 +1,15 @@
 """The server: a BentoML service that loads one exported model version and answers `POST /predict`.
 
 BentoML provides `/livez`, `/readyz` (ready once `__init__` has loaded the model) and `/metrics`.
-Configuration comes from the environment the ModelDeployment sets.
+Configuration comes from the environment the ModelDeployment sets; `modelops serve` fetches and verifies the model
+(`prepare`) before BentoML starts, since BentoML keeps running when a service cannot start.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tarfile
 import tempfile
 import time
@@ -20,14 +22,21 @@ import pandas as pd
 import yaml
 from bentoml.exceptions import BadInput
 
-from .contract import MODEL_DIGEST_ENV, MODEL_NAME_ENV, MODEL_URI_ENV, MODEL_VERSION_ENV
+from .contract import (
+    MODEL_DIGEST_ENV,
+    MODEL_NAME_ENV,
+    MODEL_TAG_ENV,
+    MODEL_URI_ENV,
+    MODEL_VERSION_ENV,
+    leave_termination_message,
+)
 from .telemetry import Telemetry
 
 MAX_RECORDS = 10_000
 NUMERIC = ("number", "integer")
 
 
-def fetch(uri: str, digest: str | None) -> bentoml.Model:
+def fetch(uri: str, digest: str) -> bentoml.Model:
     """Download the exported model, check its digest, and import it (a second import finds the first)."""
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model.bentomodel"
@@ -36,8 +45,11 @@ def fetch(uri: str, digest: str | None) -> bentoml.Model:
             while chunk := source.read(1 << 20):
                 h.update(chunk)
                 target.write(chunk)
-        if digest and f"sha256:{h.hexdigest()}" != digest:
-            raise RuntimeError(f"the model at {uri} does not match its digest {digest}: refusing to serve it")
+        if f"sha256:{h.hexdigest()}" != digest:
+            raise RuntimeError(
+                f"the model file at {uri} is not the approved one (its digest is sha256:{h.hexdigest()}, "
+                f"the version's is {digest}): refusing to serve it"
+            )
         with tarfile.open(local) as archive:
             member = next(m for m in archive.getmembers() if m.name.lstrip("./") == "model.yaml")
             info = yaml.safe_load(archive.extractfile(member).read())  # type: ignore[union-attr]
@@ -46,6 +58,19 @@ def fetch(uri: str, digest: str | None) -> bentoml.Model:
             return bentoml.models.get(tag)
         except bentoml.exceptions.NotFound:
             return bentoml.models.import_model(str(local))
+
+
+def prepare() -> str | None:
+    """Fetch and verify the version's model into the local store before the server starts, and return its tag; or,
+    when the file cannot be served (not the approved one, missing), leave the reason as the container's termination
+    message and return None, so the container stops with it instead of serving nothing."""
+    try:
+        return str(fetch(os.environ[MODEL_URI_ENV], os.environ[MODEL_DIGEST_ENV]).tag)
+    except Exception as error:
+        reason = f"cannot load the model: {error}"
+        leave_termination_message(reason)
+        print(reason, file=sys.stderr)
+        return None
 
 
 def to_frame(records: list[dict[str, Any]], features: list[dict[str, str]]) -> pd.DataFrame:
@@ -82,7 +107,7 @@ def _is_number(value: Any) -> bool:
 @bentoml.service(name="modelops-server", traffic={"timeout": 60})
 class ModelServer:
     def __init__(self) -> None:
-        model = fetch(os.environ[MODEL_URI_ENV], os.environ.get(MODEL_DIGEST_ENV))
+        model = bentoml.models.get(os.environ[MODEL_TAG_ENV])  # verified by `prepare` in this container
         self.estimator = bentoml.sklearn.load_model(model)
         self.features: list[dict[str, str]] = model.info.metadata["features"]
         self.model_name = os.environ.get(MODEL_NAME_ENV, model.tag.name)

@@ -1,13 +1,16 @@
-"""What a serving pod exports: requests, errors by kind, latency, and live histograms of every feature and
-of the predictions on the baseline's own bins — aggregated counts only, never a request's values.
+"""What a serving pod exports: requests, errors by kind, latency, live histograms of every feature and of the
+predictions on the baseline's own bins, and that baseline itself — aggregated counts only, never a request's values.
 
 Each feature's histogram is one label set of a single counter family, `bin` being the bin's upper bound
-(`le`-style, last `+Inf`) or the category: Prometheus histograms must share buckets within a family, and
-column names are not safe metric names.
+(`le`-style, last `+Inf`) or the category's label: Prometheus histograms must share buckets within a family, and
+column names are not safe metric names. A category's label is a keyed hash of it (the key is in the model file's
+baseline only), so no feature value — an e-mail, a name — ever becomes a label value in a scrape.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import numpy as np
@@ -19,8 +22,13 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 def bin_label(edge: float) -> str:
-    """The label of a numeric bin's upper bound; the drift reader formats the baseline's edges the same way."""
+    """The label of a numeric bin's upper bound; the drift reader parses it back into the edge."""
     return repr(float(edge))
+
+
+def category_label(value: Any, key: bytes) -> str:
+    """The label of a category: the same for the same value and key, and telling nothing of the value."""
+    return "c" + hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def numeric_bins(values: np.ndarray, edges: list[float]) -> dict[str, int]:
@@ -37,11 +45,16 @@ def numeric_bins(values: np.ndarray, edges: list[float]) -> dict[str, int]:
     return counts
 
 
-def categorical_bins(values: pd.Series, categories: list[str]) -> dict[str, int]:
+def categorical_bins(values: pd.Series, categories: list[str], key: bytes | None) -> dict[str, int]:
+    """Counts per category label; with no key (predictions), the labels are the values themselves."""
     known = set(categories)
     counts: dict[str, int] = {}
     for value in values:
-        label = MISSING if pd.isna(value) else (str(value) if str(value) in known else OTHER)
+        if pd.isna(value):
+            label = MISSING
+        else:
+            label = category_label(value, key) if key is not None else str(value)
+            label = label if label in known else OTHER
         counts[label] = counts.get(label, 0) + 1
     return counts
 
@@ -50,7 +63,17 @@ def histogram(values: Any, summary: dict[str, Any]) -> dict[str, int]:
     """Counts of `values` on the bins of one baseline summary (numeric or categorical)."""
     if summary["kind"] == "numeric":
         return numeric_bins(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float), summary["edges"])
-    return categorical_bins(pd.Series(values), summary["categories"])
+    key = bytes.fromhex(summary["key"]) if "key" in summary else None
+    return categorical_bins(pd.Series(values), summary["categories"], key)
+
+
+def baseline_bins(summary: dict[str, Any]) -> dict[str, int]:
+    """The baseline's own counts, by the labels live values are counted under."""
+    if summary["kind"] == "numeric":
+        labels = [bin_label(e) for e in summary["edges"]] + ["+Inf"]
+    else:
+        labels = [*summary["categories"], OTHER]
+    return dict(zip(labels, summary["counts"], strict=True))
 
 
 class Telemetry:
@@ -90,6 +113,15 @@ class Telemetry:
             documentation="Predictions, counted on the training baseline's bins.",
             labelnames=[*names, "bin"],
         )
+        reference = bentoml.metrics.Gauge(
+            name="modelops_baseline_observations",
+            documentation="The training baseline of each feature, on the bins live values are counted on: what "
+            "drift is measured against, carried in the model file (covered by its digest).",
+            labelnames=[*names, "feature", "kind", "bin"],
+        )
+        for name, summary in self.baseline.items():
+            for label, count in baseline_bins(summary).items():
+                reference.labels(**self.labels, feature=name, kind=summary["kind"], bin=label).set(count)
 
     def request(self, seconds: float, records: int) -> None:
         self.requests.labels(**self.labels).inc()

@@ -10,14 +10,25 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from . import artifact, dataset, estimator, evaluation, privacy, validation
 from .baseline import baseline, feature_type
-from .contract import CONFIG_ENV, SALT_ENV, USER_ERROR_EXIT_CODE, Feature, TrainConfig, TrainResult
+from .contract import (
+    CONFIG_FILE_ENV,
+    SALT_ENV,
+    USER_ERROR_EXIT_CODE,
+    Feature,
+    TrainConfig,
+    TrainResult,
+    leave_termination_message,
+)
+from .redact import redact
 
 log = logging.getLogger("modelops.train")
-TERMINATION_LOG = "/dev/termination-log"
+#: Columns named in the result as looking personal (the log names them all); the result must fit in 4 KB.
+MAX_NAMED = 20
 
 
 class TrainingError(ValueError):
@@ -29,6 +40,9 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
 
     started = time.monotonic()
     frame = dataset.load(config.dataset_uri, config.dataset_format)
+    unprotected = privacy.unprotected(frame, {*config.drop, *config.hash, config.target})
+    for column in unprotected:
+        log.warning("column %r looks like %s and no privacy rule covers it", column.name, column.looks_like)
     frame = privacy.protect(frame, drop=config.drop, hash_columns=config.hash, salt=salt)
     log.info("read %d rows and %d columns (after privacy rules)", len(frame), len(frame.columns))
 
@@ -58,7 +72,7 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
     log.info("held-out metrics: %s", metrics)
 
     stats = baseline(x, types, model.predict(x), config.task)
-    uri, artifact_digest, baseline_uri = artifact.export(
+    uri, artifact_digest, baseline_uri, baseline_digest = artifact.export(
         model_name=config.model,
         estimator=model,
         metadata={
@@ -69,7 +83,7 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
             "metrics": metrics,
         },
         baseline=stats,
-        folder=artifact.version_folder(config.artifacts_uri, config.model, config.build),
+        folder=config.artifacts_folder,
     )
     log.info("exported %s (%s) in %.1fs", uri, artifact_digest, time.monotonic() - started)
     return TrainResult(
@@ -77,47 +91,61 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
         artifact_uri=uri,
         artifact_digest=artifact_digest,
         baseline_uri=baseline_uri,
+        baseline_digest=baseline_digest,
         dataset_digest=digest,
         metrics=metrics,
         rows=len(frame),
         features=[Feature(name=c, type=t) for c, t in types.items()],  # type: ignore[arg-type]
+        unprotected=unprotected[:MAX_NAMED] or None,
     )
 
 
-EXPECTED = (
+#: Failures whose messages the trainer composed (they name fields and columns, never a value of the data).
+OURS = (
     TrainingError,
     dataset.DatasetError,
     privacy.PrivacyError,
     estimator.EstimatorError,
-    ValueError,
+    evaluation.EvaluationError,
 )
+
+
+class _Redacting(logging.Filter):
+    """Warnings raised by libraries (as `py.warnings` log records) may quote data: mask it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+def run() -> tuple[TrainResult, int]:
+    """The result and the exit code: USER_ERROR_EXIT_CODE for what a retry cannot fix, 1 for what it might."""
+    try:
+        config = TrainConfig.model_validate_json(Path(os.environ[CONFIG_FILE_ENV]).read_text())
+    except (KeyError, OSError, ValueError):
+        error = f"the trainer needs its configuration in the file ${CONFIG_FILE_ENV}"
+        return TrainResult(ok=False, error=error), USER_ERROR_EXIT_CODE
+    try:
+        return train(config, os.environ.get(SALT_ENV, "").encode() or None), 0
+    except OURS as error:
+        return TrainResult(ok=False, error=str(error)), USER_ERROR_EXIT_CODE
+    except ValueError as error:  # a library's refusal of the data: its message may quote values
+        return TrainResult(ok=False, error=f"training failed: {redact(str(error))}"), USER_ERROR_EXIT_CODE
+    except Exception as error:  # unexpected, maybe passing: reported by type only, and retried
+        log.error("training failed: %s", redact("".join(traceback.format_exception(error))))
+        return TrainResult(ok=False, error=f"trainer crashed: {type(error).__name__}"), 1
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    termination = Path(os.environ.get("MODELOPS_TERMINATION_LOG", TERMINATION_LOG))
-    exit_code = USER_ERROR_EXIT_CODE
-    try:
-        config = TrainConfig.model_validate_json(os.environ[CONFIG_ENV])
-        salt = os.environ.get(SALT_ENV, "").encode() or None
-        result = train(config, salt)
-    except KeyError:
-        result = TrainResult(ok=False, error=f"the trainer needs its configuration in ${CONFIG_ENV}")
-    except EXPECTED as error:
-        result = TrainResult(ok=False, error=str(error))
-    except Exception as error:  # unexpected, maybe passing: reported by type only, and retried
-        log.exception("training failed")
-        result = TrainResult(ok=False, error=f"trainer crashed: {type(error).__name__}")
-        exit_code = 1
-    message = result.to_message()
-    try:
-        termination.write_text(message)
-    except OSError:
-        log.warning("cannot write the termination message to %s", termination)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").addFilter(_Redacting())
+    result, exit_code = run()
+    if not leave_termination_message(result.to_message()):
+        log.warning("cannot write the termination message")
     if not result.ok:
         log.error("%s", result.error)
-        return exit_code
-    return 0
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Declared columns checked against the data: one message per broken rule, each naming its column.
 
-Messages give counts and bounds, never row values of free-text columns, so logs stay free of personal data.
+Messages give counts and the declared bounds, never a value of the data, so logs and status stay free of personal
+data.
 """
 
 from __future__ import annotations
@@ -41,13 +42,9 @@ def _check(values: pd.Series, column: Column) -> list[str]:
         if column.type == "integer" and len(numeric) and not (numeric == numeric.round()).all():
             problems.append(f"column {name}: {int((numeric != numeric.round()).sum())} values are not integers")
         if column.minimum is not None and (below := int((numeric < column.minimum).sum())):
-            problems.append(
-                f"column {name}: {below} values are below the minimum {column.minimum:g} (smallest {numeric.min():g})"
-            )
+            problems.append(f"column {name}: {below} values are below the minimum {column.minimum:g}")
         if column.maximum is not None and (above := int((numeric > column.maximum).sum())):
-            problems.append(
-                f"column {name}: {above} values are above the maximum {column.maximum:g} (largest {numeric.max():g})"
-            )
+            problems.append(f"column {name}: {above} values are above the maximum {column.maximum:g}")
     elif column.type == "boolean":
         bad = int((~present.astype(str).str.lower().isin({"true", "false", "0", "1"})).sum())
         if bad:
