@@ -96,9 +96,21 @@ def kubectl(cluster: Toolchain, namespace: str) -> Kubectl:
 OPERATOR_ENV = {"MODELOPS_RUNTIME_IMAGE": "modelops:test"}
 
 
+def allowing(request: pytest.FixtureRequest) -> dict[str, str]:
+    """What the chart's administrator would allow the operator for this test: the Prometheus and the webhook
+    receiver the test itself runs (ask for those fixtures before `operator`), and nothing else."""
+    allowed = {}
+    if "prometheus" in request.fixturenames:
+        allowed["MODELOPS_PROMETHEUS_URLS"] = request.getfixturevalue("prometheus").url
+    if "sink" in request.fixturenames:
+        allowed["MODELOPS_WEBHOOK_URL_PREFIXES"] = request.getfixturevalue("sink").prefix
+    return allowed
+
+
 @pytest.fixture
 def operator(namespace: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Operator]:
-    running = Operator(tmp_path / "operator.log", namespaces=[namespace], env=OPERATOR_ENV).start()
+    env = {**OPERATOR_ENV, **allowing(request)}
+    running = Operator(tmp_path / "operator.log", namespaces=[namespace], env=env).start()
     yield running
     running.stop()
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
@@ -111,6 +123,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="module")
+def forest(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A trained breast-cancer forest's result (artifact and digest, baseline, metrics), to record as a version."""
+    from tests.unit.test_trainer import train_bundled
+
+    return train_bundled(
+        tmp_path_factory.mktemp("forest"),
+        "breast_cancer",
+        "sklearn.ensemble.RandomForestClassifier",
+        {"n_estimators": 10},
+    )
 
 
 class Prometheus:
@@ -152,8 +177,9 @@ class Prometheus:
             stderr=subprocess.STDOUT,
         )
 
-    def set_targets(self, addresses: list[str]) -> None:
-        self.targets.write_text(json.dumps([{"targets": addresses}]))
+    def set_targets(self, addresses: list[str], namespace: str = "") -> None:
+        """Scrape these pods, labelling their series with their namespace, as Prometheus' Kubernetes discovery does."""
+        self.targets.write_text(json.dumps([{"targets": addresses, "labels": {"namespace": namespace}}]))
 
     def wait_ready(self) -> None:
         wait_until_answering(f"{self.url}/-/ready", self.process, Path(self.log.name))

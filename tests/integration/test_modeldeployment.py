@@ -141,8 +141,8 @@ def test_an_unapproved_version_is_refused(kubectl: Kubectl, operator: Operator, 
     assert "spec.version: cancer-v1 is Validated, not Approved" in stalled["message"]
     assert kubectl.run("get", "deployment", "cancer", check=False).returncode != 0, "nothing may serve it"
 
-    kubectl.run("patch", "md", "cancer", "--type=merge", "-p", '{"spec":{"allowUnapproved":true}}')
-    eventually(lambda: status(kubectl).get("servingVersion") == "cancer-v1", what="served when allowed")
+    approve(kubectl, 1)
+    eventually(lambda: status(kubectl).get("servingVersion") == "cancer-v1", what="served once approved")
 
 
 def test_autoscaling_creates_an_hpa(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:
@@ -235,7 +235,7 @@ def test_deleting_the_deployment_removes_its_children(kubectl: Kubectl, operator
 
 
 def test_canary_measured_through_prometheus(
-    kubectl: Kubectl, operator: Operator, artifacts: dict, prometheus: Prometheus
+    kubectl: Kubectl, prometheus: Prometheus, operator: Operator, artifacts: dict
 ) -> None:
     kubectl.apply(version(1, artifacts["forest"]))
     approve(kubectl, 1)
@@ -257,7 +257,8 @@ def test_canary_measured_through_prometheus(
         assert waiting["phase"] == "Progressing" and waiting["measurement"]["requests"] == 0
 
         pods = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
-        prometheus.set_targets([f"{p['status']['podIP']}:3000" for p in pods if p.get("status", {}).get("podIP")])
+        addresses = [f"{p['status']['podIP']}:3000" for p in pods if p.get("status", {}).get("podIP")]
+        prometheus.set_targets(addresses, kubectl.namespace)
         eventually(lambda: status(kubectl).get("servingVersion") == "cancer-v2", timeout=180, what="v2 promoted")
     decision = status(kubectl)["rollout"]["lastDecision"]
     assert decision["action"] == "Promote" and "over" in decision["reason"]

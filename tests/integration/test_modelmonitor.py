@@ -13,26 +13,16 @@ import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster.alerts import AlertReceiver
 from tests.integration.conftest import Kubectl, Operator, Prometheus
 from tests.integration.test_modeldeployment import approve, condition, deployment, traffic, version
 from tests.integration.test_podrunner import eventually
-from tests.unit.test_trainer import train_bundled
 
 FRAME = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
 NORMAL = FRAME.sample(frac=1, random_state=3).to_dict(orient="records")  # the training data, in 20-record batches
 SHIFTED = (FRAME.sample(frac=1, random_state=4) * 3).to_dict(orient="records")  # every feature three times larger
 BROKEN = [{"mean radius": 1.0}]  # refused with 400
-
-
-@pytest.fixture(scope="module")
-def forest(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return train_bundled(
-        tmp_path_factory.mktemp("forest"),
-        "breast_cancer",
-        "sklearn.ensemble.RandomForestClassifier",
-        {"n_estimators": 10},
-    )
 
 
 @pytest.fixture
@@ -53,7 +43,7 @@ def monitor(artifacts: Path) -> dict[str, Any]:
             "window": "8s",
             "drift": {"numericMethod": "psi", "minSamples": 100, "datasetDriftShare": 0.3},
             "errorRate": {"max": 0.2, "minRequests": 20},
-            "alerts": {"webhook": {"urlSecretRef": {"name": "alert-hook", "key": "url"}}},
+            "alerts": {"webhook": {"urlSecretKey": "team-hook"}},
             "retrain": {
                 "enabled": True,
                 "cooldown": "1h",
@@ -88,9 +78,9 @@ def alert(kubectl: Kubectl, name: str) -> str | None:
 
 
 def test_drift_and_errors_are_caught_alerted_and_cleared(
-    kubectl: Kubectl, operator: Operator, forest: dict, tmp_path: Path, sink: AlertReceiver
+    kubectl: Kubectl, sink: AlertReceiver, operator: Operator, forest: dict, tmp_path: Path
 ) -> None:
-    kubectl.run("create", "secret", "generic", "alert-hook", f"--from-literal=url={sink.url}")
+    kubectl.run("create", "secret", "generic", ALERTS_SECRET, f"--from-literal=team-hook={sink.url}")
     kubectl.apply(version(1, forest))
     approve(kubectl, 1)
     kubectl.apply(deployment(replicas=1))
@@ -108,7 +98,9 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
         status = kubectl.get("mm", "watch")["status"]
         drifted = {f["feature"] for f in status["features"] if f["verdict"] == "Drift"}
         assert "mean radius" in drifted and len(drifted) >= 10
-        assert "mean radius" in next(a for a in status["activeAlerts"] if a["name"] == "DriftDetected")["message"]
+        worst = max((f for f in status["features"] if f["verdict"] == "Drift"), key=lambda f: f["score"])
+        message = next(a for a in status["activeAlerts"] if a["name"] == "DriftDetected")["message"]
+        assert f"drifted: {worst['feature']}," in message, "the alert names the most drifted features first"
         metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
         assert (
             f'modelops_monitor_alert_active{{alert="DriftDetected",monitor="watch",namespace="{kubectl.namespace}"}} 1.0'
@@ -144,21 +136,21 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
     assert sink.refused == 1, "the first delivery failed and was retried"
     firing = next(b for b in sink.received if b["status"] == "firing")
     assert firing["version"] == "4" and firing["alerts"][0]["labels"]["monitor"] == "watch"
-    assert "mean radius" in firing["commonAnnotations"]["summary"]
+    assert "features drifted: " in firing["commonAnnotations"]["summary"]
     eventually(lambda: "firing" in sink.statuses("ErrorRateHigh"), timeout=60, what="ErrorRateHigh webhook")
-    everything = json.dumps(kubectl.get("mm", "watch")) + json.dumps(kubectl.get("events"))
-    assert "s3cret" not in everything, "the webhook URL leaked into status or Events"
+    everything = json.dumps(kubectl.get("mm", "watch")) + json.dumps(kubectl.get("events")) + operator.log()
+    assert "s3cret" not in everything, "the webhook URL leaked into status, Events or the operator's log"
 
 
 def test_drift_measured_through_prometheus(
-    kubectl: Kubectl, operator: Operator, forest: dict, tmp_path: Path, prometheus: Prometheus
+    kubectl: Kubectl, prometheus: Prometheus, operator: Operator, forest: dict, tmp_path: Path
 ) -> None:
     kubectl.apply(version(1, forest))
     approve(kubectl, 1)
     kubectl.apply(deployment(replicas=1))
     eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
     pods = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
-    prometheus.set_targets([f"{p['status']['podIP']}:3000" for p in pods])
+    prometheus.set_targets([f"{p['status']['podIP']}:3000" for p in pods], kubectl.namespace)
     watch = monitor(tmp_path / "artifacts")
     watch["spec"].update(source={"type": "Prometheus", "prometheusUrl": prometheus.url}, window="10s")
     del watch["spec"]["retrain"], watch["spec"]["alerts"]

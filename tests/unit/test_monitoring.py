@@ -5,15 +5,15 @@ from __future__ import annotations
 from modelops.api.v1alpha1 import ModelMonitor
 from modelops.resources.measure import ServingTotals
 from modelops.resources.modelmonitor import aligned, judge, window_delta
-from modelops.runtime.telemetry import bin_label
+from modelops.runtime.telemetry import baseline_bins, bin_label
 
-BASELINE = {
-    "features": [
-        {"name": "age", "kind": "numeric", "edges": [30.0, 50.0], "counts": [300, 400, 300]},
-        {"name": "plan", "kind": "categorical", "categories": ["basic", "pro"], "counts": [600, 300, 100]},
-    ],
-    "prediction": {"name": "prediction", "kind": "categorical", "categories": ["0", "1"], "counts": [500, 500, 0]},
-}
+#: The training baseline as the servers export it (`modelops_baseline_observations`): bins by their labels.
+SUMMARIES = [
+    {"name": "age", "kind": "numeric", "edges": [30.0, 50.0], "counts": [300, 400, 300]},
+    {"name": "plan", "kind": "categorical", "categories": ["basic", "pro"], "counts": [600, 300, 100]},
+]
+BASELINE = {s["name"]: {k: float(v) for k, v in baseline_bins(s).items()} for s in SUMMARIES}
+KINDS = {s["name"]: s["kind"] for s in SUMMARIES}
 MONITOR = ModelMonitor.model_validate(
     {
         "metadata": {"name": "w", "namespace": "n"},
@@ -28,12 +28,22 @@ def live(age: list[float], plan: dict[str, float], requests: float = 100, errors
         requests=requests,
         errors=errors,
         features={"age": dict(zip(edges, age, strict=True)), "plan": plan},
+        baseline=BASELINE,
+        kinds=KINDS,
     )
 
 
 def test_live_counts_are_aligned_on_the_baseline_bins() -> None:
-    expected, observed = aligned(BASELINE["features"][1], {"pro": 5, "basic": 10, "__other__": 1, "__missing__": 7})
-    assert expected.tolist() == [600, 300, 100] and observed.tolist() == [10, 5, 1]
+    plan = aligned("categorical", BASELINE["plan"], {"pro": 5, "basic": 10, "__other__": 1, "__missing__": 7})
+    assert plan.expected.tolist() == [600, 300, 100] and plan.observed.tolist() == [10, 5, 1] and plan.edges is None
+    # numeric bins in the order of their upper bounds (not of their labels as text), the open one last
+    bins = {bin_label(e): float(i) for i, e in enumerate([100.0, 9.5, 20.0])} | {"+Inf": 9.0}
+    age = aligned("numeric", bins, {bin_label(9.5): 2, "+Inf": 3})
+    assert (
+        age.edges == [9.5, 20.0, 100.0]
+        and age.expected.tolist() == [1, 2, 0, 9]
+        and age.observed.tolist() == [2, 0, 0, 3]
+    )
 
 
 def test_a_window_is_the_difference_of_two_scrapes_and_survives_restarts() -> None:
@@ -47,14 +57,14 @@ def test_a_window_is_the_difference_of_two_scrapes_and_survives_restarts() -> No
 
 
 def test_same_distribution_raises_nothing_and_a_shift_names_the_feature() -> None:
-    calm = judge(MONITOR, BASELINE, live([30, 40, 30], {"basic": 60, "pro": 30, "__other__": 10}))
+    calm = judge(MONITOR, live([30, 40, 30], {"basic": 60, "pro": 30, "__other__": 10}))
     assert calm.alerts == {} and {f.verdict for f in calm.features} == {"NoDrift"}
-    shifted = judge(MONITOR, BASELINE, live([5, 15, 80], {"basic": 60, "pro": 30, "__other__": 10}))
+    shifted = judge(MONITOR, live([5, 15, 80], {"basic": 60, "pro": 30, "__other__": 10}))
     assert "age" in shifted.alerts["DriftDetected"] and "plan" not in shifted.alerts["DriftDetected"]
 
 
 def test_too_few_samples_and_errors() -> None:
-    thin = judge(MONITOR, BASELINE, live([3, 4, 3], {"basic": 6, "pro": 3, "__other__": 1}, requests=5))
+    thin = judge(MONITOR, live([3, 4, 3], {"basic": 6, "pro": 3, "__other__": 1}, requests=5))
     assert {f.verdict for f in thin.features} == {"NotEnoughData"} and "DriftDetected" not in thin.alerts
-    failing = judge(MONITOR, BASELINE, live([30, 40, 30], {"basic": 60, "pro": 30}, requests=100, errors=30))
+    failing = judge(MONITOR, live([30, 40, 30], {"basic": 60, "pro": 30}, requests=100, errors=30))
     assert "error rate 30.0% over 100 requests" in failing.alerts["ErrorRateHigh"]

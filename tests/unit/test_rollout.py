@@ -11,9 +11,12 @@ from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
 from modelops.controllers.kube import merge_patch
 from modelops.resources import modeldeployment as md
 from modelops.resources import rollout
+from modelops.resources.policy import Policy
 
 
-def version(number: int, stage: str | None) -> ModelVersion:
+def version(number: int, stage: str | None, approval: str | None = None) -> ModelVersion:
+    """A version in a stage; an Approved or Archived one was approved by an approver unless `approval` says not."""
+    approval = approval or ("Approved" if stage in ("Approved", "Archived") else "Pending")
     return ModelVersion.model_validate(
         {
             "metadata": {"name": f"m-v{number}"},
@@ -23,10 +26,14 @@ def version(number: int, stage: str | None) -> ModelVersion:
                 "task": "classification",
                 "artifact": {"uri": "file:///x", "digest": "sha256:" + "0" * 64},
                 "metrics": {},
+                "approval": {"state": approval, "by": "alice"},
             },
             "status": {"stage": stage} if stage else None,
         }
     )
+
+
+ANYWHERE = Policy()
 
 
 def deployment(**spec: Any) -> ModelDeployment:
@@ -35,17 +42,37 @@ def deployment(**spec: Any) -> ModelDeployment:
 
 def test_latest_approved_is_served_and_archived_ones_are_not() -> None:
     versions = [version(1, "Archived"), version(2, "Approved"), version(3, "Validated")]
-    chosen = md.select_version(deployment(), versions)
+    chosen = md.select_version(deployment(), versions, ANYWHERE)
     assert chosen.version.metadata.name == "m-v2" and chosen.reason == "LatestApproved"
-    assert md.select_version(deployment(), [version(1, "Validated")]).reason == "NoApprovedVersion"
+    assert md.select_version(deployment(), [version(1, "Validated")], ANYWHERE).reason == "NoApprovedVersion"
 
 
-def test_a_pinned_version_must_be_approved_unless_allowed() -> None:
+def test_a_pinned_version_must_be_approved() -> None:
     versions = [version(1, "Approved"), version(2, "Validated")]
-    refused = md.select_version(deployment(version=2), versions)
+    refused = md.select_version(deployment(version=2), versions, ANYWHERE)
     assert refused.version is None and "spec.version: m-v2 is Validated, not Approved" in refused.message
-    assert md.select_version(deployment(version=2, allowUnapproved=True), versions).version.spec.version == 2
-    assert md.select_version(deployment(version=9), versions).reason == "VersionNotFound"
+    assert md.select_version(deployment(version=1), versions, ANYWHERE).version.spec.version == 1
+    assert md.select_version(deployment(version=9), versions, ANYWHERE).reason == "VersionNotFound"
+
+
+def test_a_status_saying_approved_is_not_enough_without_an_approval() -> None:
+    """Only approvers may set spec.approval (the policy); a status that says Approved, written by anybody able to
+    write status, does not make a version servable on its own."""
+    forged = version(2, "Approved", approval="Pending")
+    assert md.select_version(deployment(version=2), [forged], ANYWHERE).reason == "VersionNotApproved"
+    assert md.select_version(deployment(), [version(1, "Approved"), forged], ANYWHERE).version.metadata.name == "m-v1"
+
+
+def test_a_version_stored_outside_the_namespaces_locations_never_serves() -> None:
+    here = Policy(artifact_prefixes=("file:///x",))  # the helper's versions live at file:///x
+    elsewhere = version(2, "Approved").model_copy(deep=True)
+    elsewhere.spec.artifact.uri = "s3://other-team/m"
+    assert md.select_version(deployment(), [version(1, "Approved"), elsewhere], here).version.spec.version == 1
+    alone = md.select_version(deployment(), [elsewhere], here)
+    assert (
+        alone.reason == "ArtifactNotAllowed" and "m-v2: spec.artifact.uri s3://other-team/m is outside" in alone.message
+    )
+    assert md.select_version(deployment(version=2), [elsewhere], here).reason == "ArtifactNotAllowed"
 
 
 @pytest.mark.parametrize(
@@ -162,6 +189,18 @@ def test_a_rolled_back_version_is_not_retried_but_a_newer_one_is() -> None:
     rolled_back = {"phase": "RolledBack", "canaryVersion": "m-v2"}
     assert rollout.plan(deployment(rollout=CANARY), v1, v2, rolled_back, [], "t1").canary is None
     assert rollout.plan(deployment(rollout=CANARY), v1, v3, rolled_back, [], "t1").canary is v3
+
+
+def test_a_serving_version_that_vanished_blocks_the_rollout_instead_of_skipping_the_canary() -> None:
+    """The stable version's record is gone (deleted by force) while a rolled-back canary is the latest Approved:
+    before, that canary went straight into full service; now nothing is applied and the pods serve on."""
+    serving = rollout.history_start([], "m-v2", "stable", "t0")
+    rolled_back = {"phase": "RolledBack", "canaryVersion": "m-v3"}
+    state = rollout.plan(deployment(rollout=CANARY), None, version(3, "Approved"), rolled_back, serving, "t1")
+    assert state.blocked and state.blocked[0] == "ServingVersionMissing" and "m-v2" in state.blocked[1]
+    assert state.stable is None and state.canary is None and state.events == [] and state.history == serving
+    never_served = rollout.plan(deployment(rollout=CANARY), None, version(3, "Approved"), rolled_back, [], "t1")
+    assert never_served.blocked and never_served.blocked[0] == "RolledBack", "a rolled-back version needs a canary"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,9 @@
 """The few Kubernetes API calls the controllers make, in one place: get, list, create, server-side apply,
-status patches. Children are applied with one field manager, so a restart re-applies instead of duplicating."""
+status patches. Children are applied with one field manager, so a restart re-applies instead of duplicating.
+
+A child is applied or deleted only when its controller owner reference names the resource's uid: a name that is
+taken by anybody else's object is refused (`NotOwned`), never taken over, and the apply carries the resourceVersion
+it checked, so the object cannot change hands between the check and the write."""
 
 from __future__ import annotations
 
@@ -10,7 +14,32 @@ from typing import Any
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
+from modelops.client import server_message
+
 from .settings import FIELD_MANAGER, WORKERS
+
+
+class NotOwned(Exception):
+    """A child's name is taken by an object its resource does not control."""
+
+    def __init__(self, kind: str, name: str, holder: str) -> None:
+        self.kind, self.name, self.holder = kind, name, holder
+        super().__init__(
+            f"{kind} {name} already exists and is not this resource's ({holder}): ModelOps never takes over an "
+            "object it did not create; rename this resource, or remove that object"
+        )
+
+
+class Refused(Exception):
+    """The API server refused a child (validation, admission, RBAC): the same request would be refused again."""
+
+    def __init__(self, kind: str, name: str, message: str) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(f"the API server refused {kind} {name}: {message}")
+
+
+#: Answers that retrying the same request cannot change.
+REFUSALS = (400, 403, 422)
 
 
 @functools.cache
@@ -54,17 +83,92 @@ def list_(api_version: str, kind: str, namespace: str, labels: dict[str, str]) -
 def apply(manifest: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply as the operator's one field manager."""
     meta = manifest["metadata"]
-    return (
-        resource(manifest["apiVersion"], manifest["kind"])
-        .server_side_apply(
-            body=manifest,
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
+    try:
+        return (
+            resource(manifest["apiVersion"], manifest["kind"])
+            .server_side_apply(
+                body=manifest,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+            .to_dict()
         )
-        .to_dict()
+    except ApiException as error:
+        if error.status in REFUSALS:
+            raise Refused(manifest["kind"], meta["name"], server_message(error)) from None
+        raise
+
+
+def controller_uid(obj: dict[str, Any]) -> str | None:
+    """The uid of the object's controller (its owner reference with `controller: true`), if it has one."""
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((o.get("uid") for o in owners if o.get("controller")), None)
+
+
+def _owner_uid(manifest: dict[str, Any]) -> str:
+    uid = controller_uid(manifest)
+    assert uid, f"a child manifest names its controller: {manifest['kind']} {manifest['metadata']['name']}"
+    return uid
+
+
+def check_owned(current: dict[str, Any] | None, kind: str, name: str, owner_uid: str) -> None:
+    """Raise NotOwned unless `current` is absent or controlled by `owner_uid`."""
+    if current is None or controller_uid(current) == owner_uid:
+        return
+    owners = (current.get("metadata") or {}).get("ownerReferences") or []
+    holder = next(
+        (f"it is controlled by {o.get('kind')} {o.get('name')}" for o in owners if o.get("controller")),
+        "nothing controls it",
     )
+    raise NotOwned(kind, name, holder)
+
+
+#: Reads and writes of one child before a conflict is left to the next reconcile.
+ATTEMPTS = 3
+
+
+def apply_child(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Create or update a child of the resource named in its controller owner reference, and no other object.
+
+    The write carries the resourceVersion that was checked: if the object changed since (its controller writing
+    its status, or somebody taking it over), the API server refuses with a conflict, and it is read and checked
+    again."""
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return apply(_checked(manifest))
+        except ApiException as error:
+            if error.status != 409:
+                raise
+    return apply(_checked(manifest))
+
+
+def _checked(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with the resourceVersion of the object it may replace, once that object is known to be ours."""
+    meta = manifest["metadata"]
+    current = get(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"])
+    check_owned(current, manifest["kind"], meta["name"], _owner_uid(manifest))
+    if current is None:
+        return manifest
+    return {**manifest, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}}
+
+
+def delete_child(api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> None:
+    """Delete the child if it exists and is the resource's (foreground, so its pods go with it); an object of that
+    name that belongs to anybody else is left alone. The uid precondition makes the check and the delete one."""
+    current = get(api_version, kind, namespace, name)
+    if current is None or controller_uid(current) != owner_uid or current["metadata"].get("deletionTimestamp"):
+        return
+    try:
+        resource(api_version, kind).delete(
+            name=name,
+            namespace=namespace,
+            body={"propagationPolicy": "Foreground", "preconditions": {"uid": current["metadata"]["uid"]}},
+        )
+    except ApiException as error:
+        if error.status not in (404, 409):
+            raise
 
 
 def create(manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -78,6 +182,8 @@ def create(manifest: dict[str, Any]) -> dict[str, Any] | None:
     except ApiException as error:
         if error.status == 409:
             return None
+        if error.status in REFUSALS:
+            raise Refused(manifest["kind"], manifest["metadata"]["name"], server_message(error)) from None
         raise
 
 
@@ -99,12 +205,3 @@ def patch_status(api_version: str, kind: str, namespace: str, name: str, status:
         content_type="application/merge-patch+json",
         field_manager=FIELD_MANAGER,
     )
-
-
-def delete(api_version: str, kind: str, namespace: str, name: str) -> None:
-    """Delete if present (foreground, so its pods go with it)."""
-    try:
-        resource(api_version, kind).delete(name=name, namespace=namespace, propagation_policy="Foreground")
-    except ApiException as error:
-        if error.status != 404:
-            raise

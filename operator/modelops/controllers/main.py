@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import kopf
@@ -16,6 +17,9 @@ from .metrics import OPERATOR_INFO
 def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, standalone: bool) -> None:
     """Run until interrupted; watches every namespace unless some are given."""
     kopf.configure(verbose=False)  # Kopf's own log format, as `kopf run` sets it up
+    # httpx logs every request's URL at INFO: a webhook URL is a secret (its token), so only its warnings pass.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     OPERATOR_INFO.info({"version": __version__})
     if metrics_port:
         prometheus_client.start_http_server(metrics_port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import kopf
@@ -9,15 +10,15 @@ import kopf
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelBuild
 from modelops.resources import meta
 from modelops.resources import modelbuild as children
-from modelops.resources.conditions import kstatus
-from modelops.runtime.contract import TrainResult
+from modelops.resources.conditions import kstatus, set_condition
 
 from . import kube
-from .config import RUNTIME_IMAGE
+from .config import POLICY, RUNTIME_IMAGE
 from .locks import object_lock
 
 KIND = "ModelBuild"
 FINAL = ("Succeeded", "Failed")
+UNPROTECTED = "PersonalDataUnprotected"
 
 
 @kopf.on.resume(GROUP, VERSION, "modelbuilds")
@@ -41,6 +42,16 @@ def training_job_changed(body: kopf.Body, **_: Any) -> None:
         settle(build)
 
 
+def _trainer_waits(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") == "Pending"
+
+
+@kopf.timer(GROUP, VERSION, "modelbuilds", interval=10, idle=5, when=_trainer_waits)
+def pending_tick(body: kopf.Body, **_: Any) -> None:
+    """A pod that waits (for a Secret, an image) changes nothing of its Job: look at it again."""
+    settle(dict(body))
+
+
 def settle(body: dict[str, Any]) -> None:
     build = ModelBuild.model_validate(body)
     namespace, name = build.metadata.namespace or "", build.metadata.name
@@ -52,37 +63,78 @@ def settle(body: dict[str, Any]) -> None:
         previous = build.status.phase if build.status else None
         if previous in FINAL:
             return
-        job_name = children.job_name(build)
-        job = kube.get("batch/v1", "Job", namespace, job_name)
+        outcome = _train(build)
+        if outcome.phase == "Succeeded" and outcome.result is not None:
+            rejected = children.result_problem(build, outcome.result)
+            if rejected:
+                outcome = dataclasses.replace(outcome, phase="Failed", reason="ResultRejected", message=rejected)
+        version = _record_version(build, fresh, outcome) if outcome.phase == "Succeeded" else None
+        status = _status(build, outcome, version)
+        kube.patch_status(API_VERSION, KIND, namespace, name, status)
+        if outcome.phase != previous or (outcome.reason and outcome.reason != _reason(build)):
+            _announce(fresh, outcome, version)
+
+
+def _train(build: ModelBuild) -> children.Outcome:
+    """The training Job's outcome, after making the Job if there is none; a name another object holds, or a spec
+    the operator or the API server refuses, fails the build at once, saying which."""
+    problem = children.spec_problem(build, POLICY)
+    if problem:
+        return children.Outcome("Failed", reason=problem[0], message=problem[1])
+    namespace, job_name = build.metadata.namespace or "", children.job_name(build)
+    job = kube.get("batch/v1", "Job", namespace, job_name)
+    try:
+        kube.check_owned(job, "Job", job_name, build.metadata.uid or "")
         if job is None:
             job = kube.apply(children.training_job(build, RUNTIME_IMAGE))
-        pods = kube.list_("v1", "Pod", namespace, {"batch.kubernetes.io/job-name": job_name})
-        outcome = children.outcome(build, job, pods)
-        version = _record_version(build, outcome.result) if outcome.phase == "Succeeded" else None
-        status = _status(build, job_name, outcome, version)
-        kube.patch_status(API_VERSION, KIND, namespace, name, status)
-        if outcome.phase != previous:
-            _announce(fresh, outcome.phase, outcome.reason, outcome.message, version, outcome.result)
+    except kube.NotOwned as error:
+        if job and job["metadata"].get("deletionTimestamp"):  # the Job of a deleted build of the same name
+            raise kopf.TemporaryError(f"waiting for the previous Job {job_name} to be deleted", delay=5) from None
+        return children.Outcome("Failed", reason="NameTaken", message=str(error), job=job_name)
+    except kube.Refused as error:
+        return children.Outcome("Failed", reason="JobRefused", message=str(error), job=job_name)
+    uid = job["metadata"]["uid"]
+    pods = [
+        p
+        for p in kube.list_("v1", "Pod", namespace, {"batch.kubernetes.io/job-name": job_name})
+        if kube.controller_uid(p) == uid  # only the Job's own pods speak for it
+    ]
+    return dataclasses.replace(children.outcome(build, job, pods), job=job_name, image=children.job_image(job))
 
 
-def _record_version(build: ModelBuild, result: TrainResult | None) -> str:
-    """The ModelVersion of this build: found by its build label if it exists (after a restart), else created
-    with the model's next version number. Another build taking that number first makes us try the next."""
+def _record_version(build: ModelBuild, body: dict[str, Any], outcome: children.Outcome) -> str:
+    """The ModelVersion of this build: one that exists is adopted (after a restart) only if it is exactly the
+    record this build makes; else one is created with the model's next version number. Another build taking
+    that number first makes us try the next."""
+    result, image = outcome.result, outcome.image or RUNTIME_IMAGE
     assert result is not None
     namespace = build.metadata.namespace or ""
-    existing = kube.list_(API_VERSION, "ModelVersion", namespace, {meta.BUILD_LABEL: build.metadata.name})
-    if existing:
-        return existing[0]["metadata"]["name"]
+    for existing in kube.list_(API_VERSION, "ModelVersion", namespace, {meta.BUILD_LABEL: build.metadata.name}):
+        expected = children.model_version(build, result, existing["spec"]["version"], image)
+        if children.is_record_of(existing, expected):
+            return existing["metadata"]["name"]
+        kopf.warn(
+            body,
+            reason="VersionNotAdopted",
+            message=f"ModelVersion {existing['metadata']['name']} carries this build's label but is not its record "
+            "(another artifact or lineage): it is left alone, and a version of this build's own is recorded",
+        )
     versions = kube.list_(API_VERSION, "ModelVersion", namespace, {meta.MODEL_LABEL: build.spec.model})
     number = max((v["spec"]["version"] for v in versions), default=0) + 1
     for candidate in range(number, number + 100):
-        created = kube.create(children.model_version(build, result, candidate, RUNTIME_IMAGE))
+        created = kube.create(children.model_version(build, result, candidate, image))
         if created is not None:
             return created["metadata"]["name"]
     raise kopf.TemporaryError("could not find a free version number", delay=5)
 
 
-def _status(build: ModelBuild, job_name: str, outcome: children.Outcome, version: str | None) -> dict[str, Any]:
+def _reason(build: ModelBuild) -> str | None:
+    """The reason the build is Stalled for now, if it is (each is announced once, not at every look)."""
+    conditions = (build.status.conditions if build.status else None) or []
+    return next((c.reason for c in conditions if c.type == "Stalled" and c.status == "True"), None)
+
+
+def _status(build: ModelBuild, outcome: children.Outcome, version: str | None) -> dict[str, Any]:
     generation = build.metadata.generation
     previous = build.status.conditions if build.status else None
     conditions = [c.to_api() for c in previous or []]
@@ -90,15 +142,25 @@ def _status(build: ModelBuild, job_name: str, outcome: children.Outcome, version
         conditions = kstatus(
             conditions, "Ready", "Succeeded", f"trained; recorded as ModelVersion {version}", generation
         )
-    elif outcome.phase == "Failed":
+    elif outcome.phase == "Failed" or outcome.reason:  # a pod that cannot start needs a person, like a failure
         conditions = kstatus(conditions, "Stalled", outcome.reason, outcome.message, generation)
     else:
         message = "training" if outcome.phase == "Running" else "waiting for the training Job to start"
         conditions = kstatus(conditions, "Reconciling", outcome.phase, message, generation)
+    unprotected = (outcome.result.unprotected if outcome.result else None) or []
+    if outcome.result:
+        conditions = set_condition(
+            conditions,
+            UNPROTECTED,
+            bool(unprotected),
+            UNPROTECTED if unprotected else "NoneFound",
+            children.unprotected_message(unprotected),
+            generation,
+        )
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": outcome.phase,
-        "jobName": job_name,
+        "jobName": outcome.job,
         "conditions": conditions,
         "startTime": outcome.started,
         "completionTime": outcome.finished,
@@ -110,13 +172,14 @@ def _status(build: ModelBuild, job_name: str, outcome: children.Outcome, version
     return {k: v for k, v in status.items() if v is not None}
 
 
-def _announce(
-    body: dict[str, Any], phase: str, reason: str, message: str, version: str | None, result: TrainResult | None
-) -> None:
-    if phase == "Running":
+def _announce(body: dict[str, Any], outcome: children.Outcome, version: str | None) -> None:
+    result = outcome.result
+    if outcome.phase == "Running":
         kopf.event(body, type="Normal", reason="Training", message="the training Job is running")
-    elif phase == "Succeeded" and result:
+    elif outcome.phase == "Succeeded" and result:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in (result.metrics or {}).items())
         kopf.event(body, type="Normal", reason="Trained", message=f"recorded ModelVersion {version} ({metrics})")
-    elif phase == "Failed":
-        kopf.event(body, type="Warning", reason=reason, message=message)
+        if result.unprotected:
+            kopf.warn(body, reason=UNPROTECTED, message=children.unprotected_message(result.unprotected))
+    elif outcome.reason:
+        kopf.warn(body, reason=outcome.reason, message=outcome.message)

@@ -9,14 +9,14 @@ from typing import Any
 import kopf
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelVersion
-from modelops.resources import meta
+from modelops.resources import meta, podstate
 from modelops.resources import modeldeployment as children
 from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
 from modelops.resources.measure import ServingTotals, serving_totals
 
 from . import kube, metrics, pods, prometheus
-from .config import RUNTIME_IMAGE
+from .config import POLICY, RUNTIME_IMAGE
 from .locks import object_lock
 
 KIND = "ModelDeployment"
@@ -44,9 +44,25 @@ def canary_tick(namespace: str, name: str, **_: Any) -> None:
     reconcile(namespace, name)
 
 
+def _rolling_out(status: kopf.Status, **_: Any) -> bool:
+    """Pods are starting or failing: their containers' state changes no Deployment status, so look again."""
+    if _progressing(status):
+        return False  # the canary's own timer looks more often
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    reconciling = (conditions.get("Reconciling") or {}).get("status") == "True"
+    return reconciling or (conditions.get("Stalled") or {}).get("reason") == "ServerFailing"
+
+
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=10, idle=5, when=_rolling_out)
+def rollout_tick(namespace: str, name: str, **_: Any) -> None:
+    reconcile(namespace, name)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=SERVER_LABELS)
 def server_changed(body: kopf.Body, **_: Any) -> None:
-    owner = next((o for o in body.metadata.get("ownerReferences", []) if o.get("kind") == KIND), None)
+    owner = next(
+        (o for o in body.metadata.get("ownerReferences", []) if o.get("kind") == KIND and o.get("controller")), None
+    )
     if owner:
         reconcile(body.metadata.namespace, owner["name"])
 
@@ -75,41 +91,27 @@ def _reconcile(body: dict[str, Any]) -> None:
         for v in kube.list_(API_VERSION, "ModelVersion", namespace, {})
         if v["spec"].get("model") == md.spec.model
     ]
-    selection = children.select_version(md, versions)
+    selection = children.select_version(md, versions, POLICY)
     old = body.get("status") or {}
     serving = next((v for v in versions if v.metadata.name == old.get("servingVersion")), None)
     when = now()
     state = rollouts.plan(md, serving, selection.version, old.get("rollout") or {}, old.get("history") or [], when)
+    if state.blocked:  # nothing is applied: the pods serve on as they are
+        _write_conditions(md, old, *state.blocked)
+        return
     if state.canary is not None:
         state = rollouts.decide(state, *_judge_canary(md, state), when)
-    stable, canary, rollout = state.stable, state.canary, state.status
-
-    total = children.desired_replicas(md)
-    servers: list[dict[str, Any]] = []  # the server Deployments as applied, with their current status
-    autoscaled = md.spec.autoscaling is not None
-    if stable is not None:
-        if canary is not None:
-            steps = md.spec.rollout.canary.steps  # type: ignore[union-attr]
-            rollout["step"] = min(rollout["step"], len(steps) - 1)  # the steps may have been edited mid-rollout
-            weight = steps[rollout["step"]].weight
-            stable_replicas, canary_replicas = children.split(total, weight)
-            rollout["canaryWeight"] = round(100 * canary_replicas / (stable_replicas + canary_replicas))
-            rollout["stableWeight"] = 100 - rollout["canaryWeight"]
-            servers.append(kube.apply(children.server_deployment(md, canary, "canary", canary_replicas, RUNTIME_IMAGE)))
-        else:
-            stable_replicas = None if autoscaled else total
-            kube.delete("apps/v1", "Deployment", namespace, children.deployment_name(md, "canary"))
-            rollout.pop("canaryWeight", None)
-            rollout.pop("stableWeight", None)
-        kube.apply(children.service(md))
-        servers.append(kube.apply(children.server_deployment(md, stable, "stable", stable_replicas, RUNTIME_IMAGE)))
-        hpa = children.autoscaler(md)
-        if hpa:
-            kube.apply(hpa)
-        else:
-            kube.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, md.metadata.name)
-
-    status = _status(md, selection, stable, rollout, state.history, servers)
+    try:
+        servers = _apply_children(md, state)
+    except (kube.NotOwned, kube.Refused) as error:  # a retry cannot help: say so, change nothing else
+        _write_conditions(md, old, "NameTaken" if isinstance(error, kube.NotOwned) else "ChildRefused", str(error))
+        return
+    problem = children.spec_problem(md, POLICY)
+    if problem is None and any(map(children.rollout_pending, servers)):
+        labels = children.server_labels(md)
+        failing = podstate.failure(kube.list_("v1", "Pod", namespace, labels))
+        problem = ("ServerFailing", failing) if failing else None
+    status = _status(md, selection, state.stable, state.status, state.history, servers, problem)
     if _changed(old, status):
         previous = {k: v for k, v in old.items() if k != "kopf"}
         kube.patch_status(API_VERSION, KIND, namespace, md.metadata.name, kube.merge_patch(previous, status))
@@ -118,6 +120,47 @@ def _reconcile(body: dict[str, Any]) -> None:
     metrics.deployment_status(namespace, md.metadata.name, md.spec.model, status)
     for type_, reason, message in state.events:
         kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> list[dict[str, Any]]:
+    """Apply the server Deployments, the Service and the autoscaler the rollout wants; returns the server
+    Deployments as applied, with their current status."""
+    stable, canary, rollout = state.stable, state.canary, state.status
+    namespace, uid = md.metadata.namespace or "", md.metadata.uid or ""
+    servers: list[dict[str, Any]] = []
+    if stable is None:
+        return servers
+    total = children.desired_replicas(md)
+    if canary is not None:
+        steps = md.spec.rollout.canary.steps  # type: ignore[union-attr]
+        rollout["step"] = min(rollout["step"], len(steps) - 1)  # the steps may have been edited mid-rollout
+        stable_replicas, canary_replicas = children.split(total, steps[rollout["step"]].weight)
+        rollout["canaryWeight"] = round(100 * canary_replicas / (stable_replicas + canary_replicas))
+        rollout["stableWeight"] = 100 - rollout["canaryWeight"]
+        servers.append(
+            kube.apply_child(children.server_deployment(md, canary, "canary", canary_replicas, RUNTIME_IMAGE))
+        )
+    else:
+        stable_replicas = None if md.spec.autoscaling is not None else total
+        kube.delete_child("apps/v1", "Deployment", namespace, children.deployment_name(md, "canary"), uid)
+        rollout.pop("canaryWeight", None)
+        rollout.pop("stableWeight", None)
+    kube.apply_child(children.service(md))
+    servers.append(kube.apply_child(children.server_deployment(md, stable, "stable", stable_replicas, RUNTIME_IMAGE)))
+    hpa = children.autoscaler(md)
+    if hpa:
+        kube.apply_child(hpa)
+    else:
+        kube.delete_child("autoscaling/v2", "HorizontalPodAutoscaler", namespace, md.metadata.name, uid)
+    return servers
+
+
+def _write_conditions(md: ModelDeployment, old: dict[str, Any], reason: str, message: str) -> None:
+    """Only the conditions change (Stalled, saying why); what serves and its history stay as they were."""
+    generation = md.metadata.generation
+    conditions = kstatus(old.get("conditions"), "Stalled", reason, message, generation)
+    if _changed(old, {**old, "conditions": conditions}):
+        kube.patch_status(API_VERSION, KIND, md.metadata.namespace or "", md.metadata.name, {"conditions": conditions})
 
 
 def _judge_canary(md: ModelDeployment, state: rollouts.Rollout) -> tuple[children.Verdict, dict[str, Any]]:
@@ -150,7 +193,10 @@ def _measure(md: ModelDeployment, canary: ModelVersion, ready_pods: list[dict[st
     if prometheus_source is None:
         port = md.spec.runtime.port if md.spec.runtime else 3000
         return serving_totals([pods.scrape(p, port) for p in ready_pods])
-    return prometheus.query_totals(prometheus_source.url, md.spec.model, str(canary.spec.version))
+    if not POLICY.prometheus_allowed(prometheus_source.url):
+        return ServingTotals(problem=children.PROMETHEUS_NOT_ALLOWED.format(field="spec.metrics.prometheus.url"))
+    scope = prometheus.Scope(md.metadata.namespace or "", md.spec.model, str(canary.spec.version))
+    return prometheus.query_totals(prometheus_source.url, scope)
 
 
 def _status(
@@ -160,6 +206,7 @@ def _status(
     rollout: dict[str, Any],
     history: list[dict[str, Any]],
     servers: list[dict[str, Any]],
+    problem: tuple[str, str] | None,
 ) -> dict[str, Any]:
     replicas = sum((s.get("status") or {}).get("replicas") or 0 for s in servers)
     ready = sum((s.get("status") or {}).get("readyReplicas") or 0 for s in servers)
@@ -167,6 +214,8 @@ def _status(
     conditions = [c.to_api() for c in (md.status.conditions if md.status else None) or []]
     if stable is None:
         conditions = kstatus(conditions, "Stalled", selection.reason, selection.message, generation)
+    elif problem is not None:
+        conditions = kstatus(conditions, "Stalled", *problem, generation)
     elif rollout.get("phase") == "RolledBack":
         reason = (rollout.get("lastDecision") or {}).get("reason", "")
         message = f"canary {rollout.get('canaryVersion')} was rolled back ({reason}); serving {stable.metadata.name}"

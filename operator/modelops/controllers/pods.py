@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from . import http
+
 
 def ready(pod: dict[str, Any]) -> bool:
     return any(
@@ -16,6 +18,6 @@ def ready(pod: dict[str, Any]) -> bool:
 def scrape(pod: dict[str, Any], port: int) -> str:
     """The pod's /metrics text, or nothing when it cannot be read (it then counts as no data)."""
     try:
-        return httpx.get(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=3).text
+        return http.get_text(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=3)
     except (httpx.HTTPError, KeyError):
         return ""

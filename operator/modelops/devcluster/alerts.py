@@ -32,7 +32,8 @@ class AlertReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         #: The token stands for whatever secret a real receiver's URL holds: it must never show up anywhere.
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts?token=s3cret"
+        self.prefix = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.url = f"{self.prefix}?token=s3cret"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def statuses(self, alert: str) -> list[str]:

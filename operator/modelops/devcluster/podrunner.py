@@ -33,8 +33,8 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from modelops.resources.meta import RUNTIME_LABEL
+from modelops.runtime.contract import TERMINATION_LOG_ENV as TERMINATION_ENV
 
-TERMINATION_ENV = "MODELOPS_TERMINATION_LOG"
 BIND_ENV = "MODELOPS_BIND_HOST"
 MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
 log = logging.getLogger("modelops.podrunner")
@@ -87,6 +87,10 @@ def translate(value: str, mounts: dict[str, Path]) -> str:
     return value
 
 
+class ConfigError(Exception):
+    """What the pod needs is not there (a Secret, a key): the kubelet's CreateContainerConfigError, retried."""
+
+
 class LocalPod(threading.Thread):
     """One pod run as a local process, until it ends or is deleted."""
 
@@ -100,15 +104,29 @@ class LocalPod(threading.Thread):
         self.process: subprocess.Popen | None = None
         self.address = runner.addresses.take()
         self.ready = False
+        #: The last exit, shown as `lastState` once the container runs again (as the kubelet does).
+        self.last_state: dict[str, Any] | None = None
 
     # -- preparing -----------------------------------------------------------------------------------------
 
     def _secret(self, name: str) -> dict[str, str]:
-        data = self.core.read_namespaced_secret(name, self.pod.metadata.namespace).data or {}
+        try:
+            data = self.core.read_namespaced_secret(name, self.pod.metadata.namespace).data or {}
+        except ApiException as error:
+            raise ConfigError(f'secret "{name}" not found' if error.status == 404 else str(error.reason)) from None
         return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
     def _config_map(self, name: str) -> dict[str, str]:
-        return self.core.read_namespaced_config_map(name, self.pod.metadata.namespace).data or {}
+        try:
+            return self.core.read_namespaced_config_map(name, self.pod.metadata.namespace).data or {}
+        except ApiException as error:
+            raise ConfigError(f'configmap "{name}" not found' if error.status == 404 else str(error.reason)) from None
+
+    @staticmethod
+    def _key(data: dict[str, str], key: str, kind: str, name: str) -> str:
+        if key not in data:
+            raise ConfigError(f"couldn't find key {key} in {kind} {name}")
+        return data[key]
 
     def _volumes(self, container: Any) -> dict[str, Path]:
         """Materialise the volumes and return {mountPath: local folder}."""
@@ -121,12 +139,19 @@ class LocalPod(threading.Thread):
                 files = self._secret(volume.secret.secret_name)
             elif volume.config_map:
                 files = self._config_map(volume.config_map.name)
+            elif volume.downward_api:
+                files = {item.path: self._field(item.field_ref.field_path) for item in volume.downward_api.items or []}
             for key, text in files.items():
                 (folder / key).write_text(text)
             folders[volume.name] = folder
         return {m.mount_path: folders[m.name] / (m.sub_path or "") for m in container.volume_mounts or []}
 
     def _field(self, path: str) -> str:
+        """A downward API field: the pod's name, IPs, … or one of its annotations or labels."""
+        keyed = re.fullmatch(r"metadata\.(annotations|labels)\['([^']+)'\]", path)
+        if keyed:
+            values_of = self.pod.metadata.annotations if keyed.group(1) == "annotations" else self.pod.metadata.labels
+            return (values_of or {}).get(keyed.group(2), "")
         values = {
             "metadata.name": self.pod.metadata.name,
             "metadata.namespace": self.pod.metadata.namespace,
@@ -150,10 +175,10 @@ class LocalPod(threading.Thread):
                 env[var.name] = expand(var.value or "", env)
             elif var.value_from.secret_key_ref:
                 ref = var.value_from.secret_key_ref
-                env[var.name] = self._secret(ref.name)[ref.key]
+                env[var.name] = self._key(self._secret(ref.name), ref.key, "Secret", ref.name)
             elif var.value_from.config_map_key_ref:
                 ref = var.value_from.config_map_key_ref
-                env[var.name] = self._config_map(ref.name)[ref.key]
+                env[var.name] = self._key(self._config_map(ref.name), ref.key, "ConfigMap", ref.name)
             elif var.value_from.field_ref:
                 env[var.name] = self._field(var.value_from.field_ref.field_path)
         env = {k: translate(v, mounts) for k, v in env.items()}
@@ -202,12 +227,19 @@ class LocalPod(threading.Thread):
     def run(self) -> None:
         container = self.pod.spec.containers[0]
         restarts = 0
-        try:
-            mounts = self._volumes(container)
-            env = self._env(container, mounts)
-        except (ApiException, KeyError, OSError) as error:
-            self._finish(container, 1, "CreateContainerConfigError", str(error), restarts, final=True)
-            return
+        waiting_for = None
+        while True:  # as the kubelet: a missing Secret keeps the pod waiting, and it starts once it is there
+            try:
+                mounts = self._volumes(container)
+                env = self._env(container, mounts)
+                break
+            except (ConfigError, OSError) as error:
+                if str(error) != waiting_for:
+                    waiting_for = str(error)
+                    waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": waiting_for}}
+                    self._patch_status({"containerStatuses": [self._container_status(container, waiting, restarts)]})
+                if self.stopping.wait(2):
+                    return
         argv = [translate(expand(a, env), mounts) for a in [*(container.command or []), *(container.args or [])]]
         started = now()
         while not self.stopping.is_set():
@@ -311,12 +343,14 @@ class LocalPod(threading.Thread):
             "started": "running" in state,
             "restartCount": restarts,
             "state": state,
+            **({"lastState": self.last_state} if self.last_state and "running" in state else {}),
         }
 
     def _finish(self, container: Any, code: int, reason: str, message: str, restarts: int, final: bool) -> None:
         terminated = {"exitCode": code, "reason": reason, "finishedAt": now(), "startedAt": now()}
         if message:
             terminated["message"] = message
+        self.last_state = {"terminated": terminated}
         status: dict[str, Any] = {
             "conditions": self._conditions(False),
             "containerStatuses": [self._container_status(container, {"terminated": terminated}, restarts)],

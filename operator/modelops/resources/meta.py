@@ -12,6 +12,8 @@ MANAGED_BY = "modelops"
 MODEL_LABEL = "modelops.io/model"
 VERSION_LABEL = "modelops.io/version"
 BUILD_LABEL = "modelops.io/build"
+#: On a ModelBuild a monitor started for retraining: the monitor's name.
+MONITOR_LABEL = "modelops.io/monitor"
 #: Pods with this label run the ModelOps runtime (`trainer` or `server`); the dev cluster runs them for real.
 RUNTIME_LABEL = "modelops.io/runtime"
 MAX_NAME = 63

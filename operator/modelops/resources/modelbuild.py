@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.api.v1alpha1 import ModelBuild
+from modelops.api.v1alpha1 import ModelBuild, ModelVersion
 from modelops.api.v1alpha1.common import duration_seconds
-from modelops.runtime.contract import CONFIG_ENV, SALT_ENV, USER_ERROR_EXIT_CODE, Column, TrainConfig, TrainResult
+from modelops.runtime.contract import (
+    CONFIG_ANNOTATION,
+    CONFIG_FILE_ENV,
+    MAX_CONFIG_BYTES,
+    SALT_ENV,
+    USER_ERROR_EXIT_CODE,
+    Column,
+    PersonalColumn,
+    TrainConfig,
+    TrainResult,
+)
 
-from . import meta, security
+from . import meta, podstate, security
+from .policy import Policy
 
 TRAINER = "trainer"
+CONFIG_DIR = "/etc/modelops"
+CONFIG_FILE = "train.json"
 
 
 def job_name(build: ModelBuild) -> str:
@@ -24,6 +38,7 @@ def train_config(build: ModelBuild) -> TrainConfig:
     evaluation = spec.evaluation
     return TrainConfig(
         build=build.metadata.name,
+        namespace=build.metadata.namespace or "",
         model=spec.model,
         task=spec.task,
         dataset_uri=spec.dataset.uri,
@@ -38,12 +53,40 @@ def train_config(build: ModelBuild) -> TrainConfig:
         test_size=evaluation.test_size if evaluation else 0.2,
         random_seed=evaluation.random_seed if evaluation else 42,
         metrics=list(evaluation.metrics) if evaluation and evaluation.metrics else None,
-        artifacts_uri=spec.artifacts.uri,
+        artifacts_folder=version_folder(build),
     )
 
 
 def trainer_image(build: ModelBuild, default_image: str) -> str:
     return build.spec.trainer.image or default_image
+
+
+def version_folder(build: ModelBuild) -> str:
+    """The build's own folder, `<artifacts.uri>/<namespace>/<model>/<build>`: builds of two namespaces, or two
+    builds of one model, never write to the same place."""
+    base = build.spec.artifacts.uri.rstrip("/")
+    return f"{base}/{build.metadata.namespace}/{build.spec.model}/{build.metadata.name}"
+
+
+def spec_problem(build: ModelBuild, policy: Policy) -> tuple[str, str] | None:
+    """Why no Job may be made for this build, as (reason, message naming the field); None when one may."""
+    namespace = build.metadata.namespace or ""
+    if not policy.artifact_allowed(version_folder(build) + "/", namespace):
+        return "ArtifactsNotAllowed", (
+            f"spec.artifacts.uri: the build's folder {version_folder(build)} is outside the artifact locations of "
+            f"namespace {namespace} ({policy.artifact_locations(namespace)})"
+        )
+    size = len(_config_json(build).encode())
+    if size > MAX_CONFIG_BYTES:
+        return "ConfigTooLarge", (
+            f"spec: the trainer's configuration would be {size // 1000} KB, more than {MAX_CONFIG_BYTES // 1000} KB; "
+            "shorten spec.trainer.estimator.params (or spec.trainer.params) and spec.dataset.columns"
+        )
+    return None
+
+
+def _config_json(build: ModelBuild) -> str:
+    return train_config(build).model_dump_json(by_alias=True, exclude_none=True)
 
 
 def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
@@ -52,7 +95,7 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
     trainer = spec.trainer
     labels = meta.labels(model=spec.model, instance=build.metadata.name, component=TRAINER)
     env: list[dict[str, Any]] = [
-        {"name": CONFIG_ENV, "value": train_config(build).model_dump_json(by_alias=True, exclude_none=True)},
+        {"name": CONFIG_FILE_ENV, "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
         {"name": "HOME", "value": "/tmp"},
         {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
         {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
@@ -66,7 +109,10 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
         "command": ["modelops", "train"],
         "env": env,
         "securityContext": security.container_security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        ],
         "terminationMessagePolicy": "File",
     }
     if spec.dataset.credentials_secret:
@@ -78,7 +124,17 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
         "automountServiceAccountToken": False,
         "securityContext": security.pod_security_context(),
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {}},
+            {
+                "name": "config",
+                "downwardAPI": {
+                    "items": [
+                        {"path": CONFIG_FILE, "fieldRef": {"fieldPath": f"metadata.annotations['{CONFIG_ANNOTATION}']"}}
+                    ]
+                },
+            },
+        ],
     }
     if trainer.service_account_name:
         pod_spec["serviceAccountName"] = trainer.service_account_name
@@ -108,7 +164,10 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
                 ]
             },
             "template": {
-                "metadata": {"labels": {**labels, meta.RUNTIME_LABEL: TRAINER}},
+                "metadata": {
+                    "labels": {**labels, meta.RUNTIME_LABEL: TRAINER},
+                    "annotations": {CONFIG_ANNOTATION: _config_json(build)},
+                },
                 "spec": pod_spec,
             },
         },
@@ -128,6 +187,10 @@ class Outcome:
     message: str = ""
     started: str | None = None
     finished: str | None = None
+    #: The training Job's name, once there is one.
+    job: str | None = None
+    #: The image the Job runs: the lineage records it, whatever the operator's default is by the time it does.
+    image: str | None = None
 
 
 def _job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -203,12 +266,42 @@ def outcome(build: ModelBuild, job: dict[str, Any] | None, pods: list[dict[str, 
             started=started,
             finished=finished,
         )
+    stuck = next(filter(None, map(podstate.stuck, pods)), None)
+    if stuck:  # the pod waits for something only a person can fix (a Secret, an image): say which
+        return Outcome("Pending", reason="TrainerCannotStart", message=f"the trainer cannot start: {stuck}")
     if status.get("active") or started:
         return Outcome("Running", started=started)
     return Outcome("Pending")
 
 
+def unprotected_message(columns: list[PersonalColumn]) -> str:
+    """The warning for columns that look personal and that no privacy rule covers (names, never values)."""
+    if not columns:
+        return "no column looks personal, or every one is covered by spec.privacy"
+    named = ", ".join(f"{c.name!r} ({c.looks_like})" for c in columns)
+    return (
+        f"columns {named} look personal and no privacy rule covers them: their raw values reach the model file; "
+        "add them to spec.privacy.drop or spec.privacy.hash"
+    )
+
+
+def result_problem(build: ModelBuild, result: TrainResult) -> str | None:
+    """Why a successful trainer's result cannot be recorded: the trainer runs the build author's code and image,
+    so what it says it exported must lie in the build's own folder, and be a digest."""
+    folder = version_folder(build) + "/"
+    for field, uri in (("artifactUri", result.artifact_uri), ("baselineUri", result.baseline_uri)):
+        if uri is not None and (not uri.startswith(folder) or "/../" in uri or any(c in uri for c in "?#")):
+            return f"the trainer's {field} {uri} is not inside the build's folder {folder}"
+    if not result.artifact_uri or not re.fullmatch(r"sha256:[a-f0-9]{64}", result.artifact_digest or ""):
+        return "the trainer's result names no artifact with a sha256 digest"
+    return None
+
+
 # -- the version it produces ---------------------------------------------------------------------------------
+
+
+def job_image(job: dict[str, Any]) -> str:
+    return job["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def model_version(build: ModelBuild, result: TrainResult, number: int, default_image: str) -> dict[str, Any]:
@@ -249,6 +342,8 @@ def model_version(build: ModelBuild, result: TrainResult, number: int, default_i
     }
     if result.baseline_uri:
         body["baselineUri"] = result.baseline_uri
+    if result.baseline_digest:
+        body["baselineDigest"] = result.baseline_digest
     if result.features:
         body["features"] = [f.model_dump(by_alias=True) for f in result.features]
     return {
@@ -264,3 +359,14 @@ def model_version(build: ModelBuild, result: TrainResult, number: int, default_i
         },
         "spec": body,
     }
+
+
+def is_record_of(existing: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """Whether an existing ModelVersion is the record this build makes (same artifact, metrics, lineage, policy):
+    only then is it adopted after a restart. One that merely carries the build's label is somebody else's."""
+
+    def record(body: dict[str, Any]) -> dict[str, Any]:
+        spec = ModelVersion.model_validate(body).spec
+        return spec.model_dump(exclude={"approval", "version"})
+
+    return record(existing) == record(expected)

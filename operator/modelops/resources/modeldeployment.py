@@ -12,6 +12,7 @@ from modelops.api.v1alpha1.common import duration_seconds
 from modelops.runtime import contract
 
 from . import meta, security
+from .policy import Policy
 
 SERVER = "server"
 TRACK_LABEL = "modelops.io/track"
@@ -30,27 +31,67 @@ class Selection:
     message: str
 
 
-def select_version(deployment: ModelDeployment, versions: list[ModelVersion]) -> Selection:
-    """The pinned version (Approved unless allowUnapproved), or the latest Approved version of the model."""
+def approved(version: ModelVersion) -> bool:
+    """Approved by the operator's checks (its status) and by an approver (its spec, which only approvers may set:
+    the approval policy), both: a status written by anyone else is not enough."""
+    stage = version.status.stage if version.status else None
+    approval, policy = version.spec.approval, version.spec.validation
+    by_approver = (approval is not None and approval.state == "Approved") or bool(policy and policy.auto_approve)
+    return stage == "Approved" and by_approver
+
+
+def select_version(deployment: ModelDeployment, versions: list[ModelVersion], policy: Policy) -> Selection:
+    """The pinned version, which must be Approved, or the latest Approved version of the model: only an approver
+    makes a version servable. A version whose artifact lies outside the places the administrator allows this
+    namespace never serves."""
     spec = deployment.spec
-    stage = {v.spec.version: (v.status.stage if v.status else None) for v in versions}
+    namespace = deployment.metadata.namespace or ""
+
+    def outside(version: ModelVersion) -> Selection:
+        return Selection(
+            None,
+            "ArtifactNotAllowed",
+            f"{version.metadata.name}: spec.artifact.uri {version.spec.artifact.uri} is outside the artifact "
+            f"locations of namespace {namespace} ({policy.artifact_locations(namespace)})",
+        )
+
     if spec.version is not None:
         pinned = next((v for v in versions if v.spec.version == spec.version), None)
         if pinned is None:
             return Selection(None, "VersionNotFound", f"spec.version: {spec.model} has no version {spec.version}")
-        if stage[spec.version] != "Approved" and not spec.allow_unapproved:
+        if not approved(pinned):
+            current = pinned.status.stage if pinned.status and pinned.status.stage else "not validated yet"
             return Selection(
                 None,
                 "VersionNotApproved",
-                f"spec.version: {pinned.metadata.name} is {stage[spec.version] or 'not validated yet'}, not Approved; "
-                "approve it, or set spec.allowUnapproved to serve it anyway",
+                f"spec.version: {pinned.metadata.name} is {current}, not Approved; "
+                "an approver must approve it before it serves",
             )
+        if not policy.artifact_allowed(pinned.spec.artifact.uri, namespace):
+            return outside(pinned)
         return Selection(pinned, "VersionPinned", f"serving {pinned.metadata.name} (spec.version)")
-    approved = [v for v in versions if stage[v.spec.version] == "Approved"]
-    if not approved:
+    servable = sorted((v for v in versions if approved(v)), key=lambda v: v.spec.version)
+    if not servable:
         return Selection(None, "NoApprovedVersion", f"spec.model: {spec.model} has no Approved version yet")
-    latest = max(approved, key=lambda v: v.spec.version)
+    allowed = [v for v in servable if policy.artifact_allowed(v.spec.artifact.uri, namespace)]
+    if not allowed:
+        return outside(servable[-1])
+    latest = allowed[-1]
     return Selection(latest, "LatestApproved", f"serving {latest.metadata.name}, the latest Approved version")
+
+
+PROMETHEUS_NOT_ALLOWED = (
+    "{field}: this Prometheus server is not one the operator's administrator allows (the chart's "
+    "prometheus.allowedUrls), so it is never queried"
+)
+
+
+def spec_problem(deployment: ModelDeployment, policy: Policy) -> tuple[str, str] | None:
+    """A setting the operator refuses to act on, as (reason, message naming the field)."""
+    source = deployment.spec.metrics.prometheus if deployment.spec.metrics else None
+    if source is not None and not policy.prometheus_allowed(source.url):
+        return "PrometheusNotAllowed", PROMETHEUS_NOT_ALLOWED.format(field="spec.metrics.prometheus.url")
+    return None
 
 
 # -- children --------------------------------------------------------------------------------------------

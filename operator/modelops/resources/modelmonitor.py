@@ -1,6 +1,7 @@
 """A ModelMonitor's judgement of one window: drift per feature, error rate, latency, and the alerts they raise.
 
-Pure: the controller brings the baseline (from the version's baselineUri) and the live counts of the window.
+Pure: the controller brings the live counts of the window and the training baseline, both as the serving pods
+export them (the baseline from the model file they verified), so the operator itself reads no file.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from modelops.api.v1alpha1 import ModelMonitor
 from modelops.api.v1alpha1.common import duration_seconds
 from modelops.api.v1alpha1.modelmonitor import ErrorRateSpec, LatencySpec
 from modelops.drift import DatasetDrift, FeatureDrift, dataset_drift, feature_drift
-from modelops.runtime.telemetry import OTHER, bin_label
 
 from . import meta
 from .measure import ServingTotals
 from .modeldeployment import latency_quantile
 
 ALERTS = ("DriftDetected", "ErrorRateHigh", "LatencyHigh")
+#: The labels of the open-ended bins: above the last numeric edge, and the categories beyond the baseline's top ones.
+OPEN_BIN = "+Inf"
+OTHER = "__other__"
 
 
 def window_delta(older: ServingTotals | None, newer: ServingTotals) -> ServingTotals:
@@ -41,16 +44,35 @@ def window_delta(older: ServingTotals | None, newer: ServingTotals) -> ServingTo
             for f, bins in newer.features.items()
         },
         predictions={b: minus(v, older.predictions.get(b, 0.0)) for b, v in newer.predictions.items()},
+        baseline=newer.baseline,
+        kinds=newer.kinds,
     )
 
 
-def aligned(summary: dict[str, Any], live: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Baseline and live counts on the baseline's bins, in the same order (missing values left out)."""
-    if summary["kind"] == "numeric":
-        labels = [bin_label(e) for e in summary["edges"]] + ["+Inf"]
+@dataclass(frozen=True)
+class Aligned:
+    """One feature's baseline and live counts on the same bins, in order."""
+
+    expected: np.ndarray
+    observed: np.ndarray
+    #: The numeric bins' upper bounds (none for categories).
+    edges: list[float] | None
+
+
+def aligned(kind: str, baseline: dict[str, float], live: dict[str, float]) -> Aligned:
+    """Live counts on the baseline's bins: numeric bins by their upper bound, the open one last; categories in a
+    stable order, the rest last. Missing values (counted apart) are left out."""
+    if kind == "numeric":
+        edges = sorted(float(b) for b in baseline if b != OPEN_BIN)
+        labels = [*sorted((b for b in baseline if b != OPEN_BIN), key=float), OPEN_BIN]
     else:
-        labels = [*summary["categories"], OTHER]
-    return np.asarray(summary["counts"], dtype=float), np.asarray([live.get(b, 0.0) for b in labels], dtype=float)
+        edges = None
+        labels = [*sorted(b for b in baseline if b != OTHER), OTHER]
+    return Aligned(
+        np.asarray([baseline.get(b, 0.0) for b in labels], dtype=float),
+        np.asarray([live.get(b, 0.0) for b in labels], dtype=float),
+        edges,
+    )
 
 
 @dataclass
@@ -64,28 +86,29 @@ class Judgement:
     alerts: dict[str, str] = field(default_factory=dict)
 
 
-def judge(monitor: ModelMonitor, baseline: dict[str, Any], window: ServingTotals) -> Judgement:
+def judge(monitor: ModelMonitor, window: ServingTotals) -> Judgement:
+    """The window's verdicts against the baseline the window carries (`window.baseline`)."""
     spec = monitor.spec
     drift = spec.drift
     overrides = {o.feature: o for o in (drift.features or [])} if drift else {}
     results: list[FeatureDrift] = []
     if drift is None or drift.enabled:
-        for summary in baseline["features"]:
-            name = summary["name"]
+        for name in sorted(window.baseline):
+            kind = window.kinds.get(name, "numeric")
             override = overrides.get(name)
             default = (
                 (drift.numeric_method if drift else "psi")
-                if summary["kind"] == "numeric"
+                if kind == "numeric"
                 else (drift.categorical_method if drift else "chiSquared")
             )
-            expected, live = aligned(summary, window.features.get(name, {}))
+            bins = aligned(kind, window.baseline[name], window.features.get(name, {}))
             results.append(
                 feature_drift(
                     name,
-                    expected,
-                    live,
+                    bins.expected,
+                    bins.observed,
                     method=(override.method if override and override.method else default),  # type: ignore[arg-type]
-                    edges=summary.get("edges"),
+                    edges=bins.edges,
                     threshold=(
                         override.threshold if override and override.threshold else (drift.threshold if drift else None)
                     ),
@@ -96,7 +119,8 @@ def judge(monitor: ModelMonitor, baseline: dict[str, Any], window: ServingTotals
     alerts: dict[str, str] = {}
     if overall.verdict == "Drift":
         judged = len([r for r in results if r.verdict != "NotEnoughData"])
-        named = ", ".join(overall.drifted[:5]) + (
+        worst = sorted((r for r in results if r.verdict == "Drift"), key=lambda r: -(r.score or 0.0))
+        named = ", ".join(r.feature for r in worst[:5]) + (
             f" and {len(overall.drifted) - 5} more" if len(overall.drifted) > 5 else ""
         )
         alerts["DriftDetected"] = f"{len(overall.drifted)} of {judged} features drifted: {named}"
@@ -116,12 +140,13 @@ def judge(monitor: ModelMonitor, baseline: dict[str, Any], window: ServingTotals
 def prometheus_rule(monitor: ModelMonitor, model: str) -> dict[str, Any]:
     """The monitor's limits as Prometheus alerting rules, for teams whose alerts live in Alertmanager.
 
-    Error rate and latency are computed from the serving pods' own metrics; drift from the operator's
-    `modelops_monitor_alert_active` gauge (drift needs the baseline, which only the operator reads)."""
+    Error rate and latency are computed from the serving pods' own metrics, of this namespace only (the `namespace`
+    label Prometheus attaches to the pods' series); drift from the operator's `modelops_monitor_alert_active`
+    gauge."""
     spec = monitor.spec
     namespace, name = monitor.metadata.namespace or "", monitor.metadata.name
     limits, slow = spec.error_rate or ErrorRateSpec(), spec.latency or LatencySpec()
-    served = f'model="{model}"'
+    served = f'namespace="{namespace}",model="{model}"'
     window = spec.window
     labels = {"severity": "warning", "namespace": namespace, "monitor": name, "deployment": spec.deployment}
 

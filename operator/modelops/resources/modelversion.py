@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelops.api.v1alpha1 import ModelVersion
 from modelops.api.v1alpha1.modelversion import CheckResult
@@ -83,3 +84,28 @@ def stage(version: ModelVersion, results: list[CheckResult], current: str | None
         )
     passed = ", ".join(r.message for r in results) or "no thresholds were set"
     return StageDecision("Validated", "AwaitingApproval", f"validated ({passed}); waiting for spec.approval")
+
+
+def served(deployment_status: dict[str, Any]) -> list[tuple[str, str]]:
+    """(version, track) for what a ModelDeployment's status says it serves: its stable version, and its canary
+    while one runs (a rolled-back canary serves nothing)."""
+    out = []
+    if deployment_status.get("servingVersion"):
+        out.append((deployment_status["servingVersion"], "stable"))
+    rollout = deployment_status.get("rollout") or {}
+    if rollout.get("phase") == "Progressing" and rollout.get("canaryVersion"):
+        out.append((rollout["canaryVersion"], "canary"))
+    return out
+
+
+def serving_refs(refs: list[dict[str, str]]) -> list[dict[str, str]]:
+    """`status.servedBy`, in a stable order, each deployment and track once."""
+    return [{"deployment": d, "track": t} for d, t in sorted({(r["deployment"], r["track"]) for r in refs})]
+
+
+def superseded_by(version: ModelVersion, others: list[ModelVersion]) -> ModelVersion | None:
+    """The newest Approved version above an Approved one, if there is one: it supersedes it."""
+    if not version.status or version.status.stage != "Approved":
+        return None
+    newer = [v for v in others if v.status and v.status.stage == "Approved" and v.spec.version > version.spec.version]
+    return max(newer, key=lambda v: v.spec.version, default=None)

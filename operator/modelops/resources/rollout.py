@@ -28,6 +28,8 @@ class Rollout:
     events: list[Event] = field(default_factory=list)
     #: Decision actions newly recorded in status.rollout.lastDecision (each counted once in the operator's metrics).
     decisions: list[str] = field(default_factory=list)
+    #: (reason, message) when nothing may be applied: the children are left exactly as they are.
+    blocked: tuple[str, str] | None = None
 
     def said(self, event: Event, **changes: Any) -> Rollout:
         return dataclasses.replace(self, events=[*self.events, event], **changes)
@@ -44,8 +46,26 @@ def plan(
     """Where the rollout stands, given the version serving now (`stable`) and the one that should (`target`)."""
     state = Rollout(stable, None, dict(status or {"phase": "Stable"}), list(history))
     phase, canary_version = state.status.get("phase"), state.status.get("canaryVersion")
+    serving = serving_now(history)
+    if stable is None and serving is not None:
+        return dataclasses.replace(
+            state,
+            blocked=(
+                "ServingVersionMissing",
+                f"{serving}, the version serving stable traffic, no longer exists; its pods are left serving as they "
+                f"are, and nothing replaces them until the ModelVersion {serving} is recreated",
+            ),
+        )
     if target is None or (stable is not None and target.metadata.name == stable.metadata.name):
         pass
+    elif stable is None and phase == "RolledBack" and canary_version == target.metadata.name:
+        return dataclasses.replace(
+            state,
+            blocked=(
+                "RolledBack",
+                f"{target.metadata.name} was rolled back: it serves again only through a canary, beside a stable version",
+            ),
+        )
     elif stable is None:
         state = state.said(
             ("Normal", "Serving", f"serving {target.metadata.name}"),
@@ -121,6 +141,13 @@ def decide(state: Rollout, verdict: Verdict, measurement: dict[str, Any], when: 
             history=history_end(state.history, name, "canary", "RolledBack", when),
         )
     return state
+
+
+def serving_now(history: list[dict[str, Any]]) -> str | None:
+    """The version whose stable entry is still open: the one the stable pods serve."""
+    return next(
+        (h["version"] for h in reversed(history) if h.get("track", "stable") == "stable" and not h.get("ended")), None
+    )
 
 
 def history_start(history: list[dict[str, Any]], version: str, track: str, when: str) -> list[dict[str, Any]]:
