@@ -24,6 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from sklearn.datasets import load_breast_cancer
 
+from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster.alerts import AlertReceiver
 from modelops.devcluster.cluster import Cluster, kubeconfig_path, state_dir
 from modelops.devcluster.install import install_api
@@ -159,17 +160,19 @@ def main() -> int:
     tools = ensure_toolchain(lambda m: console.print(f"  {m}"))
     demo = Demo(cluster, tools)
 
-    step("2. the ModelOps API: CRDs, approval policy, approver role")
+    step("2. the ModelOps API: CRDs, admission policies, approver and user roles")
     show(install_api(tools, ROOT / "crds", ROOT / "charts" / "modelops"))
 
-    step("3. the operator")
-    operator = Operator(state_dir() / "logs" / "operator.log", metrics=False)
+    step("3. the operator, allowed to call one webhook receiver (a local one, for the demo) and nothing else")
+    receiver = AlertReceiver()
+    allowed = {"MODELOPS_WEBHOOK_URL_PREFIXES": receiver.prefix}
+    operator = Operator(state_dir() / "logs" / "operator.log", metrics=False, env=allowed)
     try:
         operator.start()
     except NotAnswering as error:
+        receiver.close()
         raise SystemExit(f"the operator did not start: {error}") from None
     console.print(f"  running (pid {operator.process.pid}); its log: {operator.log_path}")  # type: ignore[union-attr]
-    receiver = AlertReceiver()
     try:
         run_the_loop(demo, receiver)
     finally:
@@ -201,10 +204,14 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
     step(f"4. a fresh namespace {NAMESPACE}; the examples; the monitor's alerts also go to a local webhook")
     demo.cluster.kubectl(demo.tools, "delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
     demo.kubectl("create", "namespace", NAMESPACE)
-    demo.kubectl("create", "secret", "generic", "alert-webhook", "-n", NAMESPACE, f"--from-literal=url={receiver.url}")
-    console.print("  [dim]$ kubectl create secret generic alert-webhook --from-literal=url=<the receiver's URL>[/]")
+    demo.kubectl(
+        "create", "secret", "generic", ALERTS_SECRET, "-n", NAMESPACE, f"--from-literal=demo-hook={receiver.url}"
+    )
+    console.print(
+        f"  [dim]$ kubectl create secret generic {ALERTS_SECRET} --from-literal=demo-hook=<the receiver's URL>[/]"
+    )
     show(demo.kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples")))
-    webhook = {"spec": {"alerts": {"webhook": {"urlSecretRef": {"name": "alert-webhook", "key": "url"}}}}}
+    webhook = {"spec": {"alerts": {"webhook": {"urlSecretKey": "demo-hook"}}}}
     demo.kubectl("patch", "mm", MODEL, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(webhook))
 
     step("5. the build: a real training run, in a Job whose pod runs on this machine; then validation")
