@@ -68,8 +68,15 @@ def server_changed(body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-def version_changed(body: kopf.Body, deployments_by_model: kopf.Index, **_: Any) -> None:
-    """A new approval (or archive) may change what a deployment that follows its model should serve."""
+def version_changed(
+    type: str | None, body: kopf.Body, memo: kopf.Memo, deployments_by_model: kopf.Index, **_: Any
+) -> None:
+    """A new approval (or archive, or deletion) may change what a deployment of its model should serve; its other
+    changes (which deployments serve it) cannot, and wake no deployment."""
+    facts = None if type == "DELETED" else children.selection_facts(dict(body))
+    if type != "DELETED" and getattr(memo, "selection_facts", None) == facts:
+        return
+    memo.selection_facts = facts
     for name in deployments_by_model.get((body.metadata.namespace, body.spec.get("model", "")), []):
         reconcile(body.metadata.namespace, name)
 

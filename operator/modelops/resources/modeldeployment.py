@@ -40,6 +40,16 @@ def approved(version: ModelVersion) -> bool:
     return stage == "Approved" and by_approver
 
 
+def selection_facts(version: dict[str, Any]) -> tuple[Any, ...]:
+    """What of a ModelVersion `select_version` reads: a change to anything else cannot change what serves."""
+    spec, status = version.get("spec") or {}, version.get("status") or {}
+    return (
+        status.get("stage"),
+        (spec.get("approval") or {}).get("state"),
+        (spec.get("validation") or {}).get("autoApprove"),
+    )
+
+
 def select_version(deployment: ModelDeployment, versions: list[ModelVersion], policy: Policy) -> Selection:
     """The pinned version, which must be Approved, or the latest Approved version of the model: only an approver
     makes a version servable. A version whose artifact lies outside the places the administrator allows this

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.api.v1alpha1 import ModelVersion
-from modelops.api.v1alpha1.modelversion import CheckResult
+from modelops.api.v1alpha1.modelversion import MAX_SERVED_BY, CheckResult
 from modelops.runtime.evaluation import LOWER_IS_BETTER
 
 
@@ -99,8 +99,9 @@ def served(deployment_status: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def serving_refs(refs: list[dict[str, str]]) -> list[dict[str, str]]:
-    """`status.servedBy`, in a stable order, each deployment and track once."""
-    return [{"deployment": d, "track": t} for d, t in sorted({(r["deployment"], r["track"]) for r in refs})]
+    """`status.servedBy`: in a stable order, each deployment and track once, the first MAX_SERVED_BY of them."""
+    unique = sorted({(r["deployment"], r["track"]) for r in refs})[:MAX_SERVED_BY]
+    return [{"deployment": d, "track": t} for d, t in unique]
 
 
 def superseded_by(version: ModelVersion, others: list[ModelVersion]) -> ModelVersion | None:

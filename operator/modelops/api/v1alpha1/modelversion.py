@@ -134,6 +134,11 @@ class CheckResult(ApiModel):
     message: str = Field(description="The values compared, for a person.")
 
 
+#: How many of the deployments serving a version its status names: enough to say who, and to refuse its deletion,
+#: without rewriting a list of every deployment each time one of a thousand starts or stops.
+MAX_SERVED_BY = 20
+
+
 class ServingRef(ApiModel):
     """A ModelDeployment serving the version."""
 
@@ -152,7 +157,9 @@ class ModelVersionStatus(StatusBase):
     stage_time: datetime | None = Field(default=None, description="When the stage last changed.")
     served_by: list[ServingRef] | None = Field(
         default=None,
-        description="The ModelDeployments serving it now; while any does, the approval policy refuses to delete it.",
+        max_length=MAX_SERVED_BY,
+        description=f"The ModelDeployments serving it now (the first {MAX_SERVED_BY} by name); while any does, the "
+        "approval policy refuses to delete it.",
     )
 
 
