@@ -205,3 +205,12 @@ def test_answers_larger_than_the_bound_are_refused() -> None:
             http.get_text(url, limit=2**20)
     finally:
         server.shutdown()
+
+
+def test_the_webhook_condition_says_what_stops_alerts() -> None:
+    from modelops.resources.alerts import webhook_condition
+
+    assert webhook_condition(False, None, None) == (False, "NoWebhook", "no webhook is configured")
+    assert webhook_condition(True, "spec.alerts.webhook.urlSecretKey: no key", None)[1] == "Unavailable"
+    assert webhook_condition(True, None, "DriftDetected firing: HTTP 500 after 5 attempts")[:2] == (False, "Failed")
+    assert webhook_condition(True, None, None) == (True, "Delivered", "the last delivery succeeded")

@@ -73,7 +73,7 @@ def version_changed(
 ) -> None:
     """A new approval (or archive, or deletion) may change what a deployment of its model should serve; its other
     changes (which deployments serve it) cannot, and wake no deployment."""
-    facts = None if type == "DELETED" else children.selection_facts(dict(body))
+    facts = None if type == "DELETED" else children.selection_facts(ModelVersion.model_validate(dict(body)))
     if type != "DELETED" and getattr(memo, "selection_facts", None) == facts:
         return
     memo.selection_facts = facts

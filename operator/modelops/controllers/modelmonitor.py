@@ -16,7 +16,7 @@ from modelops.api.v1alpha1.common import duration_seconds
 from modelops.resources import meta
 from modelops.resources import modeldeployment as serving
 from modelops.resources import modelmonitor as rules
-from modelops.resources.alerts import webhook_payload
+from modelops.resources.alerts import webhook_condition, webhook_payload
 from modelops.resources.conditions import kstatus, now, set_condition
 from modelops.resources.measure import Scope, ServingTotals, serving_totals
 
@@ -180,15 +180,8 @@ def _report(
                     now=when,
                 )
                 webhook.send(webhook.Delivery(url, payload, key, f"{alert} {'firing' if raised else 'resolved'}"))
-    failed = webhook.last_failure(key) if url else None
-    conditions = set_condition(
-        conditions,
-        "WebhookDelivered",
-        sink is not None and sink_problem is None and failed is None,
-        "NoWebhook" if sink is None else ("Unavailable" if sink_problem else ("Failed" if failed else "Delivered")),
-        sink_problem or failed or ("no webhook is configured" if sink is None else "the last delivery succeeded"),
-        generation,
-    )
+    delivered = webhook_condition(sink is not None, sink_problem, webhook.last_failure(key) if url else None)
+    conditions = set_condition(conditions, "WebhookDelivered", *delivered, generation)
     summary = f"{judgement.requests:.0f} requests in the window; " + (
         "; ".join(judgement.alerts.values()) if judgement.alerts else "no alerts"
     )

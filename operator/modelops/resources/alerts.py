@@ -42,3 +42,15 @@ def webhook_payload(
             }
         ],
     }
+
+
+def webhook_condition(configured: bool, unusable: str | None, failed: str | None) -> tuple[bool, str, str]:
+    """The `WebhookDelivered` condition as (status, reason, message): no webhook, one that cannot be used (its
+    Secret, key or URL: `unusable` says which field), one whose last delivery failed, or one that works."""
+    if not configured:
+        return False, "NoWebhook", "no webhook is configured"
+    if unusable:
+        return False, "Unavailable", unusable
+    if failed:
+        return False, "Failed", failed
+    return True, "Delivered", "the last delivery succeeded"

@@ -31,23 +31,20 @@ class Selection:
     message: str
 
 
-def approved(version: ModelVersion) -> bool:
-    """Approved by the operator's checks (its status) and by an approver (its spec, which only approvers may set:
-    the approval policy), both: a status written by anyone else is not enough."""
+def selection_facts(version: ModelVersion) -> tuple[str | None, bool]:
+    """What of a ModelVersion `select_version` reads (besides its immutable record): its stage, and whether an
+    approver approved it. A change to anything else cannot change what serves."""
     stage = version.status.stage if version.status else None
     approval, policy = version.spec.approval, version.spec.validation
     by_approver = (approval is not None and approval.state == "Approved") or bool(policy and policy.auto_approve)
+    return stage, by_approver
+
+
+def approved(version: ModelVersion) -> bool:
+    """Approved by the operator's checks (its status) and by an approver (its spec, which only approvers may set:
+    the approval policy), both: a status written by anyone else is not enough."""
+    stage, by_approver = selection_facts(version)
     return stage == "Approved" and by_approver
-
-
-def selection_facts(version: dict[str, Any]) -> tuple[Any, ...]:
-    """What of a ModelVersion `select_version` reads: a change to anything else cannot change what serves."""
-    spec, status = version.get("spec") or {}, version.get("status") or {}
-    return (
-        status.get("stage"),
-        (spec.get("approval") or {}).get("state"),
-        (spec.get("validation") or {}).get("autoApprove"),
-    )
 
 
 def select_version(deployment: ModelDeployment, versions: list[ModelVersion], policy: Policy) -> Selection:

@@ -43,12 +43,9 @@ def _under(url: str, prefix: str) -> bool:
     (so `https://hooks.example.com` does not admit `https://hooks.example.com.evil.net`, nor `/a` admit `/ab`)."""
     try:
         candidate, allowed = urlsplit(url), urlsplit(prefix)
-        place, allowed_place = (
-            (u.scheme, u.hostname, u.port) for u in (candidate, allowed)
-        )  # the port is parsed here: a bad one raises
-    except ValueError:
-        return False
-    if place != allowed_place:
+        if (candidate.scheme, candidate.hostname, candidate.port) != (allowed.scheme, allowed.hostname, allowed.port):
+            return False
+    except ValueError:  # a port that is no number
         return False
     folder = allowed.path if allowed.path.endswith("/") else allowed.path + "/"
     return candidate.path in (allowed.path, folder.rstrip("/")) or candidate.path.startswith(folder)

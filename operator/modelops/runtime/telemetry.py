@@ -49,13 +49,13 @@ def categorical_bins(values: pd.Series, categories: list[str], key: bytes | None
     """Counts per category label; with no key (predictions), the labels are the values themselves."""
     known = set(categories)
     counts: dict[str, int] = {}
-    for value in values:
+    for value, n in values.value_counts(dropna=False).items():  # each distinct value is hashed once
         if pd.isna(value):
             label = MISSING
         else:
             label = category_label(value, key) if key is not None else str(value)
             label = label if label in known else OTHER
-        counts[label] = counts.get(label, 0) + 1
+        counts[label] = counts.get(label, 0) + int(n)
     return counts
 
 
