@@ -491,7 +491,13 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def test_every_accepted_spec_works_or_says_why(
-    kubectl: Kubectl, mallory: Kubectl, approver: Kubectl, operator: Operator, forest: dict, tmp_path: Path
+    kubectl: Kubectl,
+    mallory: Kubectl,
+    approver: Kubectl,
+    operator: Operator,
+    forest: dict,
+    listener: Listener,
+    tmp_path: Path,
 ) -> None:
     # A namespace developer (Kubernetes' own edit role, which holds ModelOps' user role) names a salt Secret that is
     # not there yet: the build waits, says so, and trains once the Secret exists.
@@ -528,10 +534,25 @@ def test_every_accepted_spec_works_or_says_why(
     # A webhook whose Secret is missing: the monitor is not Ready, and says which field to fix.
     mallory.apply(deployment(replicas=1))
     ready(mallory, "md", "cancer")
-    monitor = watching("cancer", window="2s", alerts={"webhook": {"urlSecretKey": "team"}})
+    monitor = watching("cancer", alerts={"webhook": {"urlSecretKey": "team"}})
     mallory.apply(monitor)
     message = stalled(mallory, "mm", "watch", "WebhookUnavailable")
     assert f"spec.alerts.webhook.urlSecretKey: Secret {ALERTS_SECRET} does not exist" in message
+    # The namespace's owner writes a URL the administrator does not allow: said, never called, never shown.
+    kubectl.run("create", "secret", "generic", ALERTS_SECRET, f"--from-literal=team={listener.url}/hook?token=t0ken")
+    eventually(
+        lambda: (
+            "is not under a prefix the operator's administrator allows"
+            in condition(mallory, "mm", "watch", "Stalled").get("message", "")
+        ),
+        what="the URL refused",
+    )
+    with Traffic(
+        lambda: ready_pod_addresses(kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]),
+        [{"mean radius": 1.0}],
+    ):
+        eventually(lambda: condition(mallory, "mm", "watch", "ErrorRateHigh"), what="an alert that would be sent")
+    assert listener.requests == [] and "t0ken" not in json.dumps(kubectl.get("mm", "watch")) + operator.log()
     monitor["spec"]["interval"] = "0s"
     refused(mallory, monitor, "interval must be at least 1s")
 
