@@ -13,7 +13,7 @@ export UV_CACHE_DIR ?= $(CACHE)/uv-cache
 # The pinned uv, for tests that build what the image gets (scripts/image-venv.sh).
 export MODELOPS_UV := $(UV)
 
-.PHONY: install lock crds lint format test unit integration demo cluster-up cluster-down clean prometheus
+.PHONY: install lock crds lint format test unit integration demo cluster-up cluster-down clean packages image
 
 install: $(VENV)/.installed
 
@@ -45,27 +45,34 @@ format: install
 	$(BIN)/ruff check --fix operator tests bench
 	$(BIN)/ruff format operator tests bench
 
-## test: lint, unit tests, then integration tests on the local control plane (built on first use)
-test: lint prometheus
+## test: lint, unit tests, then integration tests on the local cluster (built on first use)
+test: lint packages
 	$(BIN)/pytest -q tests
 
-## prometheus: Debian's package, for the tests that measure through Prometheus (needs root or sudo)
-prometheus:
-	@command -v prometheus >/dev/null || { \
+## packages: Debian's packages the local cluster runs (needs root or sudo): the real node's containerd, runc,
+## CNI plugins, iptables and conntrack; buildah for the image; Prometheus for the tests that measure through it
+DEBIAN_PACKAGES := containerd runc containernetworking-plugins iptables conntrack buildah prometheus
+packages:
+	@missing=; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; }
 
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-integration: install prometheus
+integration: install packages
 	$(BIN)/pytest -q tests/integration
 
+## image: build the Dockerfile here (buildah, no Docker engine or registry) and load it into the local node
+image: install packages
+	$(BIN)/modelops cluster image
+
 ## demo: local cluster up, CRDs, operator, examples, and what happened
-demo: install
+demo: install packages
 	$(BIN)/python -m modelops.demo
 
-cluster-up: install
+cluster-up: install packages
 	$(BIN)/modelops cluster up
 
 cluster-down: install

@@ -133,6 +133,24 @@ def cluster_kubeconfig() -> None:
     print(kubeconfig_path())
 
 
+@cluster_app.command("image")
+def cluster_image() -> None:
+    """Build the image from this checkout's Dockerfile (buildah) and load it into the running node; prints its name."""
+    from modelops.devcluster.cluster import Cluster
+    from modelops.devcluster.images import project_image, source_root
+    from modelops.devcluster.toolchain import ToolchainError
+
+    cluster = Cluster(log=_say)
+    try:
+        image = project_image(source_root(), _say)
+    except ToolchainError as error:
+        raise _fail(str(error)) from None
+    if cluster.running():
+        cluster.import_image(image)
+        _say(f"loaded {image.reference} into the node")
+    print(image.reference)
+
+
 @cluster_app.command("tools")
 def cluster_tools() -> None:
     """Print the folder of the built kubectl and helm, for PATH."""

@@ -66,6 +66,16 @@ def cluster() -> Iterator[Toolchain]:
         local.down()
 
 
+@pytest.fixture(scope="session")
+def image(cluster: Toolchain) -> str:
+    """The project's image, built from the Dockerfile (cached by its inputs) and loaded into the real node."""
+    from modelops.devcluster.images import project_image
+
+    built = project_image(ROOT, log=lambda m: print(f"# {m}"))
+    Cluster().import_image(built)
+    return built.reference
+
+
 APPROVERS = "modelops-approvers"
 
 
@@ -115,6 +125,11 @@ def operator(namespace: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     running.stop()
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         print(running.log()[-5000:])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart the cluster go last: nothing after them needs what the session installed."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_cluster") is not None)
 
 
 @pytest.hookimpl(hookwrapper=True)

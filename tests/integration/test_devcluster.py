@@ -49,9 +49,10 @@ def test_rbac_is_enforced(kubectl: Kubectl) -> None:
 
 @pytest.fixture
 def second_cluster(cluster: Toolchain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> devcluster.Cluster:
-    """Another control plane in its own state directory, so the session's cluster is left alone."""
+    """Another control plane in its own state directory, so the session's cluster is left alone. kwok-only: a
+    host has room for one real node (one node address, one kube-proxy owning the KUBE- chains)."""
     monkeypatch.setenv("MODELOPS_CLUSTER_DIR", str(tmp_path / "cluster"))
-    return devcluster.Cluster(log=lambda _: None)
+    return devcluster.Cluster(log=lambda _: None, real_runtime_pods=False)
 
 
 def test_up_is_idempotent_and_down_leaves_nothing(second_cluster: devcluster.Cluster) -> None:
@@ -78,3 +79,50 @@ def test_status_command_reports_the_cluster(cluster: Toolchain) -> None:
     )
     assert done.returncode == 0
     assert "kube-apiserver" in done.stderr and "ready" in done.stderr
+
+
+def host_state() -> dict[str, object]:
+    """What the real node touches on the host, as `ip`, iptables, the mount table, sysctls and cgroups show it."""
+    import subprocess
+
+    from modelops.devcluster import host
+
+    def shown(*command: str) -> str:
+        return subprocess.run(command, capture_output=True, text=True).stdout
+
+    return {
+        "links": shown("ip", "-o", "link", "show"),
+        "addresses": shown("ip", "-o", "addr", "show"),
+        "routes": shown("ip", "route", "show"),
+        "iptables": [line for line in shown("iptables-save").splitlines() if not line.startswith("#")],
+        "ip6tables": [line for line in shown("ip6tables-save").splitlines() if not line.startswith("#")],
+        "mounts": sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()),
+        "sysctls": host.read_sysctls(),
+        "paths": [p for p in host.HARD_CODED_PATHS if os.path.lexists(p)],
+        "cgroups": [str(p) for p in host.cgroup_hierarchies() if (p / "modelops").exists()],
+        "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
+    }
+
+
+@pytest.mark.restarts_cluster
+def test_down_puts_the_host_back_as_it_was_before_up(cluster: Toolchain, kubectl: Kubectl, image: str) -> None:
+    """With a pod running (a sandbox, a veth, mounts, kube-proxy's chains for its Service), `down` then leaves
+    the host as it found it; `up` comes back for whatever runs after."""
+    from tests.integration.test_node import web_server
+
+    for manifest in web_server(image):
+        kubectl.apply(manifest)
+    kubectl.run("wait", "pod/web", "--for=condition=Ready", "--timeout=120s")
+    local = devcluster.Cluster(log=lambda _: None)
+    before = devcluster.Host.load(local.dir / "host.json")
+    assert before is not None
+    running = host_state()
+    local.down()
+    after = host_state()
+    assert after != running
+    assert after["sysctls"] == before.sysctls
+    assert not after["cgroups"] and after["paths"] == before.paths and after["netns"] == before.netns
+    assert "modelops0" not in after["links"] and "10.255.0.1" not in after["addresses"]
+    assert not [line for line in after["iptables"] if "KUBE-" in line or "CNI-" in line or "MODELOPS-" in line]
+    assert not [m for m in after["mounts"] if str(local.dir) in m]
+    local.up()

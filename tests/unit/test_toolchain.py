@@ -26,8 +26,8 @@ replace (
 def test_wrapper_module_replaces_every_staging_module_with_its_v0_twin() -> None:
     staging = toolchain.staging_modules(KUBERNETES_GO_MOD)
     assert staging == ["k8s.io/api", "k8s.io/apiextensions-apiserver", "k8s.io/cri-api"]
-    go_mod = toolchain.wrapper_go_mod("1.34.4", staging)
-    assert "require k8s.io/kubernetes v1.34.4" in go_mod
+    go_mod = toolchain.wrapper_go_mod("1.34.4", staging, coredns_version="1.13.2")
+    assert "\tk8s.io/kubernetes v1.34.4\n" in go_mod and "\tgithub.com/coredns/coredns v1.13.2\n" in go_mod
     assert "\tk8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.34.4" in go_mod
 
 

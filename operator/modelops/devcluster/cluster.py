@@ -1,5 +1,6 @@
-"""Start, check and stop the local control plane: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok, on loopback with TLS and RBAC, plus one kwok-managed node.
+"""Start, check and stop the local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler with
+TLS and Node+RBAC authorization; a real node (containerd, kubelet, kube-proxy, CoreDNS: see `node.py`); and kwok
+with one fake node.
 
 The processes outlive the command that started them (tests and the demo reuse one cluster); their PIDs,
 ports and logs live in the state directory, so `down` can stop exactly what `up` started.
@@ -26,12 +27,27 @@ import yaml
 
 from modelops.resources.meta import RUNTIME_LABEL
 
-from . import pki
+from . import images, node, pki
+from .host import Host, check_can_run_node
 from .toolchain import Toolchain, cache_root, ensure_toolchain
 
 NODE_NAME = "kwok-node-0"
-SERVICE_CIDR = "10.96.0.0/16"
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "podrunner")
+SERVICE_CIDR = node.SERVICE_CIDR
+#: kwok's fake pod addresses: apart from the real node's bridge subnet.
+KWOK_CIDR = "10.245.0.0/16"
+NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "podrunner",
+    *NODE_COMPONENTS,
+)
+#: Until artifacts travel through object storage, runtime pods run on the kwok node (the pod runner) and the real
+#: node takes only pods that tolerate this taint.
+REAL_NODE_TAINT = {"key": "modelops.io/node", "value": "real", "effect": "NoSchedule"}
 
 
 class ClusterError(RuntimeError):
@@ -66,10 +82,12 @@ class State:
     etcd_port: int
     etcd_peer_port: int
     pids: dict[str, int] = field(default_factory=dict)
+    #: The API server's address: the real node's (pods reach it there), or loopback for a kwok-only cluster.
+    address: str = "127.0.0.1"
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
 
     @classmethod
     def load(cls) -> State | None:
@@ -109,12 +127,14 @@ class Cluster:
     """The local control plane."""
 
     def __init__(self, log: Callable[[str], None] = print, *, real_runtime_pods: bool = True) -> None:
-        """`real_runtime_pods=False` lets kwok fake every pod (no pod runner): for scale tests of the operator."""
+        """`real_runtime_pods=False` lets kwok fake every pod (no real node, no pod runner, no root needed): for
+        scale tests of the operator."""
         self.log = log
         self.real_runtime_pods = real_runtime_pods
         self.dir = state_dir()
         self.pki_dir = self.dir / "pki"
         self.log_dir = self.dir / "logs"
+        self.layout = node.NodeLayout(self.dir / "node")
 
     # -- queries -------------------------------------------------------------------------------------------
 
@@ -169,12 +189,21 @@ class Cluster:
 
     def _start_all(self, timeout: float) -> Path:
         self.down(quiet=True)
+        if self.real_runtime_pods:
+            check_can_run_node()
         tools = ensure_toolchain(self.log)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        pause = images.pause_image(self.log) if self.real_runtime_pods else None
+        self._forget_all_but_logs()
         for d in (self.pki_dir, self.log_dir, self.dir / "etcd"):
             d.mkdir(parents=True, exist_ok=True)
         api_port, etcd_port, etcd_peer_port = free_ports(3)
         state = State(api_port=api_port, etcd_port=etcd_port, etcd_peer_port=etcd_peer_port)
+        if self.real_runtime_pods:
+            host = Host.record()
+            host.save(self.dir / "host.json")
+            host.prepare()
+            host.save(self.dir / "host.json")
+            state.address = node.NODE_ADDRESS
         certs = self._certificates(state)
         deadline = time.monotonic() + timeout
         try:
@@ -188,13 +217,63 @@ class Cluster:
             if self.real_runtime_pods:
                 self._start(state, "podrunner", self._podrunner_args())
             self._register_node(tools)
-            self._wait(deadline, lambda: self._node_ready(tools), f"node {NODE_NAME} (kwok)")
+            self._wait(deadline, lambda: self._node_ready(tools, NODE_NAME), f"node {NODE_NAME} (kwok)")
+            if pause is not None:
+                self._start_node(tools, state, certs, pause, deadline)
             self._wait(deadline, lambda: self._default_service_account(tools), "kube-controller-manager")
         except Exception:
             self.down(quiet=True)
             raise
         self.log(f"the local cluster is up: {state.server}, kubeconfig {kubeconfig_path()}")
         return kubeconfig_path()
+
+    def _forget_all_but_logs(self) -> None:
+        """A fresh state directory; the last attempt's logs stay in `logs.previous` (they say why it failed)."""
+        previous = self.dir / "logs.previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        if self.log_dir.exists():
+            self.log_dir.rename(previous)
+        for entry in self.dir.iterdir() if self.dir.exists() else ():
+            if entry != previous:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+    def _start_node(
+        self, tools: Toolchain, state: State, kubeconfigs: dict[str, Path], pause: images.Image, deadline: float
+    ) -> None:
+        """containerd with the pause image, then the kubelet, kube-proxy and CoreDNS; sysctls the kubelet set at
+        start go back once the node is Ready."""
+        layout = self.layout
+        node.write_configs(layout, self.pki_dir, kubeconfigs, pause.reference, (free_port(), free_port()))
+        self._start(state, "containerd", ["containerd", f"--config={layout.config('containerd.toml')}"])
+        self._wait(deadline, layout.containerd_socket.exists, "containerd")
+        self.import_image(pause)
+        self._start(state, "kubelet", node.kubelet_args(tools, layout, kubeconfigs["kubelet"], REAL_NODE_TAINT))
+        self._start(state, "kube-proxy", node.kube_proxy_args(tools, layout))
+        for manifest in (node.COREDNS_ROLE, node.coredns_binding()):
+            done = self.kubectl(tools, "apply", "-f", "-", stdin=json.dumps(manifest))
+            if done.returncode != 0:
+                raise ClusterError(f"could not apply {manifest['kind']}: {done.stderr}")
+        self._start(state, "coredns", node.coredns_args(tools, layout))
+        self._wait(deadline, lambda: self._node_ready(tools, node.NODE_NAME), f"node {node.NODE_NAME}")
+        Host.load(self.dir / "host.json").settle()  # type: ignore[union-attr]
+
+    def import_image(self, image: images.Image) -> None:
+        """Load an image archive into the node's containerd under the reference pods name (nothing is pulled)."""
+        done = subprocess.run(
+            [
+                "ctr",
+                f"--address={self.layout.containerd_socket}",
+                "-n",
+                "k8s.io",
+                "images",
+                "import",
+                str(image.archive),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise ClusterError(f"could not load {image.reference} into the node: {done.stderr}")
 
     def _certificates(self, state: State) -> dict[str, Path]:
         ca = pki.make_ca(self.pki_dir)
@@ -210,7 +289,11 @@ class Cluster:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            server_ips=("127.0.0.1", "10.96.0.1"),
+            server_ips=("127.0.0.1", "10.96.0.1", node.NODE_ADDRESS),
+        )
+        pki.issue(ca, self.pki_dir, "kubelet-serving", f"system:node:{node.NODE_NAME}", server_ips=(node.NODE_ADDRESS,))
+        pki.issue(
+            ca, self.pki_dir, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", organization="system:masters"
         )
         pki.make_service_account_keys(self.pki_dir)
         clients = {
@@ -219,6 +302,9 @@ class Cluster:
             "scheduler": ("system:kube-scheduler", None),
             "kwok": ("kwok", "system:masters"),
             "podrunner": ("modelops-podrunner", "system:masters"),
+            "kubelet": (f"system:node:{node.NODE_NAME}", "system:nodes"),
+            "kube-proxy": ("system:kube-proxy", None),
+            "coredns": (node.COREDNS_USER, None),
         }
         kubeconfigs = {}
         for stem, (cn, org) in clients.items():
@@ -251,20 +337,26 @@ class Cluster:
         return [
             str(tools.kube_apiserver),
             f"--etcd-servers=http://127.0.0.1:{state.etcd_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={state.address}",
+            f"--advertise-address={state.address}",
             f"--secure-port={state.api_port}",
             f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={p / 'ca.crt'}",
+            f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+            f"--kubelet-certificate-authority={p / 'ca.crt'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
             "--allow-privileged=false",
             "--profiling=false",
-            "--endpoint-reconciler-type=none",
+            # A kwok-only cluster has no address pods could reach: the `kubernetes` Service keeps no endpoint.
+            f"--endpoint-reconciler-type={'lease' if self.real_runtime_pods else 'none'}",
             "--v=1",
         ]
 
@@ -318,7 +410,7 @@ class Cluster:
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-ip=127.0.0.1",
             "--node-lease-duration-seconds=40",
-            "--cidr=10.244.0.0/16",
+            f"--cidr={KWOK_CIDR}",
         ]
 
     def _podrunner_args(self) -> list[str]:
@@ -379,9 +471,9 @@ class Cluster:
         if done.returncode != 0:
             raise ClusterError(f"could not register the node: {done.stderr}")
 
-    def _node_ready(self, tools: Toolchain) -> bool:
+    def _node_ready(self, tools: Toolchain, name: str) -> bool:
         done = self.kubectl(
-            tools, "get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+            tools, "get", "node", name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
         )
         return done.stdout.strip() == "True"
 
@@ -394,11 +486,14 @@ class Cluster:
         """Stop every process `up` started and forget the cluster's data."""
         state = State.load()
         if state is None:
+            self._restore_host()
             if not quiet:
                 self.log("no local cluster is running")
             return
         # Which PIDs are ours is decided once, before signalling: a signalled process keeps its PID until it is
         # reaped, but its command line empties while it exits, so `_alive` would let go of it too early.
+        if state.pids.get("kubelet"):
+            self._drain_real_node()
         ours = [pid for name in reversed(COMPONENTS) if (pid := state.pids.get(name)) and _alive(pid, name, self.dir)]
         for pid in ours:
             with contextlib.suppress(ProcessLookupError):
@@ -412,10 +507,42 @@ class Cluster:
                         os.killpg(pid, signal.SIGKILL)
                 time.sleep(0.1)
                 _reap(pid)
+        self._restore_host()
         (self.dir / "state.json").unlink(missing_ok=True)
         shutil.rmtree(self.dir / "etcd", ignore_errors=True)
         if not quiet:
             self.log("the local cluster is stopped")
+
+    def _restore_host(self) -> None:
+        """Undo what the real node changed on the host (also after a crash that left no running cluster)."""
+        host = Host.load(self.dir / "host.json")
+        if host is None:
+            return
+        left = host.restore(self.dir)
+        if left:
+            self.log("could not undo on the host: " + "; ".join(left))
+        (self.dir / "host.json").unlink()
+        shutil.rmtree(self.layout.root, ignore_errors=True)
+
+    def _drain_real_node(self) -> None:
+        """Delete the real node's pods while its kubelet runs, so it tears down their sandboxes and volumes itself;
+        whatever is left when it stops is killed and unmounted by `Host.restore`."""
+        kubectl = ensure_toolchain(self.log).kubectl
+        subprocess.run(
+            [
+                str(kubectl),
+                f"--kubeconfig={kubeconfig_path()}",
+                "delete",
+                "pods",
+                "--all-namespaces",
+                "--all",
+                f"--field-selector=spec.nodeName={node.NODE_NAME}",
+                "--grace-period=1",
+                "--timeout=30s",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
 
 
 def _reap(pid: int) -> None:

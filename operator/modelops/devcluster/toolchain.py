@@ -1,12 +1,13 @@
-"""Pinned Kubernetes, etcd, kwok and helm, built from Go modules into a cache outside the repo.
+"""Pinned Kubernetes, etcd, CoreDNS, kwok and helm, built from Go modules into a cache outside the repo.
 
-The first build takes a few minutes on 2 cores (most of it compiling kube-apiserver); later calls find the
-binaries in `~/.cache/modelops/<component>-<version>/bin` and return at once.
+The first build takes a few minutes on 2 cores (most of it compiling kube-apiserver and the kubelet); later calls
+find the binaries in `~/.cache/modelops/<component>-<version>/bin` and return at once.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -21,8 +22,18 @@ from pathlib import Path
 KUBERNETES_VERSION = "1.34.4"
 KWOK_VERSION = "0.7.0"
 HELM_VERSION = "3.19.0"
+#: The CoreDNS release that requires the same client-go minor as Kubernetes: it builds inside the same wrapper
+#: module, so it shares the compiled client-go instead of bringing a dependency set of its own.
+COREDNS_VERSION = "1.13.2"
 
-KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+KUBERNETES_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "kube-proxy",
+)
 
 
 class ToolchainError(RuntimeError):
@@ -41,7 +52,10 @@ class Toolchain:
     kube_controller_manager: Path
     kube_scheduler: Path
     kubectl: Path
+    kubelet: Path
+    kube_proxy: Path
     etcd: Path
+    coredns: Path
     kwok: Path
     kwok_pod_stages: Path
     helm: Path
@@ -64,7 +78,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 @contextmanager
-def _lock(name: str) -> Iterator[None]:
+def build_lock(name: str) -> Iterator[None]:
     """One build at a time per component, across processes (tests may start in parallel)."""
     cache_root().mkdir(parents=True, exist_ok=True)
     with open(cache_root() / f".{name}.lock", "w") as handle:
@@ -77,13 +91,15 @@ def staging_modules(kubernetes_go_mod: str) -> list[str]:
     return re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", kubernetes_go_mod, re.M)
 
 
-def wrapper_go_mod(kubernetes_version: str, staging: list[str]) -> str:
-    """A module that requires k8s.io/kubernetes and points each staging module at its published v0 twin."""
+def wrapper_go_mod(kubernetes_version: str, staging: list[str], coredns_version: str = COREDNS_VERSION) -> str:
+    """A module that requires k8s.io/kubernetes (and CoreDNS) and points each staging module at its published
+    v0 twin."""
     staging_version = "v0." + kubernetes_version.split(".", 1)[1]
     replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in staging)
     return (
         "module modelops.dev/k8sbuild\n\ngo 1.24.0\n\n"
-        f"require k8s.io/kubernetes v{kubernetes_version}\n\nreplace (\n{replaces}\n)\n"
+        f"require (\n\tk8s.io/kubernetes v{kubernetes_version}\n\tgithub.com/coredns/coredns v{coredns_version}\n)\n\n"
+        f"replace (\n{replaces}\n)\n"
     )
 
 
@@ -98,12 +114,35 @@ import (
 func main() { etcdmain.Main(os.Args) }
 """
 
+# CoreDNS with only the plugins the cluster's Corefile uses: upstream's main imports every plugin (and the cloud
+# SDKs they need); this one compiles in a minute on top of the Kubernetes build.
+COREDNS_MAIN = """package main
+
+import (
+\t_ "github.com/coredns/coredns/core/dnsserver"
+\t"github.com/coredns/coredns/coremain"
+\t_ "github.com/coredns/coredns/plugin/bind"
+\t_ "github.com/coredns/coredns/plugin/cache"
+\t_ "github.com/coredns/coredns/plugin/errors"
+\t_ "github.com/coredns/coredns/plugin/forward"
+\t_ "github.com/coredns/coredns/plugin/health"
+\t_ "github.com/coredns/coredns/plugin/kubernetes"
+\t_ "github.com/coredns/coredns/plugin/loop"
+\t_ "github.com/coredns/coredns/plugin/ready"
+)
+
+func main() { coremain.Run() }
+"""
+
 # Keeps k8s.io/kubernetes in go.mod through `go mod tidy`: its commands are main packages and cannot be imported.
 TOOLS_GO = """//go:build tools
 
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver/app"
+import (
+\t_ "github.com/coredns/coredns/coremain"
+\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
 """
 
 
@@ -123,22 +162,24 @@ def version_ldflags(kubernetes_version: str) -> str:
     return " ".join(flags)
 
 
-def _build_kubernetes(bin_dir: Path, log: Callable[[str], None]) -> None:
+def _build_kubernetes(bin_dirs: dict[str, Path], log: Callable[[str], None]) -> None:
+    """One build of every command in one wrapper module; each binary then moves to the folder `bin_dirs` names."""
     env = _go_env()
     with tempfile.TemporaryDirectory(prefix="k8sbuild-", dir=cache_root()) as tmp:
         work = Path(tmp)
-        log(f"building Kubernetes v{KUBERNETES_VERSION} and etcd from Go modules (a few minutes, once)")
+        log(f"building Kubernetes v{KUBERNETES_VERSION}, etcd and CoreDNS from Go modules (a few minutes, once)")
         info = json.loads(
             _run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@v{KUBERNETES_VERSION}"], work, env)
         )
         staging = staging_modules(Path(info["GoMod"]).read_text())
         (work / "go.mod").write_text(wrapper_go_mod(KUBERNETES_VERSION, staging))
         (work / "tools.go").write_text(TOOLS_GO)
-        (work / "cmd" / "etcd").mkdir(parents=True)
-        (work / "cmd" / "etcd" / "main.go").write_text(ETCD_MAIN)
+        for command, main in (("etcd", ETCD_MAIN), ("coredns", COREDNS_MAIN)):
+            (work / "cmd" / command).mkdir(parents=True)
+            (work / "cmd" / command / "main.go").write_text(main)
         _run(["go", "mod", "tidy"], work, env)
         out = work / "bin"
-        packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBERNETES_COMMANDS] + ["./cmd/etcd"]
+        packages = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBERNETES_COMMANDS] + ["./cmd/etcd", "./cmd/coredns"]
         _run(
             [
                 "go",
@@ -155,9 +196,16 @@ def _build_kubernetes(bin_dir: Path, log: Callable[[str], None]) -> None:
             work,
             env,
         )
-        bin_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(bin_dir, ignore_errors=True)
-        shutil.move(out, bin_dir)
+        for folder in set(bin_dirs.values()):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staged = folder.with_name(folder.name + ".tmp")
+            shutil.rmtree(staged, ignore_errors=True)
+            staged.mkdir()
+            for command, target in bin_dirs.items():
+                if target == folder:
+                    shutil.move(out / command, staged / command)
+            staged.rename(folder)
 
 
 def _go_install(package: str, bin_dir: Path, log: Callable[[str], None]) -> None:
@@ -185,18 +233,22 @@ def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
     """Build whatever is missing, then return the paths of all binaries."""
     root = cache_root()
     k8s_bin = root / f"kubernetes-v{KUBERNETES_VERSION}" / "bin"
+    # Keyed by its plugin set too: a plugin added to the main builds CoreDNS again on every machine.
+    coredns_key = hashlib.sha256(COREDNS_MAIN.encode()).hexdigest()[:8]
+    coredns_bin = root / f"coredns-v{COREDNS_VERSION}-{coredns_key}" / "bin"
     kwok_bin = root / f"kwok-v{KWOK_VERSION}" / "bin"
     helm_bin = root / f"helm-v{HELM_VERSION}" / "bin"
-    with _lock("kubernetes"):
-        if not all((k8s_bin / c).exists() for c in (*KUBERNETES_COMMANDS, "etcd")):
-            _build_kubernetes(k8s_bin, log)
+    with build_lock("kubernetes"):
+        bin_dirs = {**dict.fromkeys((*KUBERNETES_COMMANDS, "etcd"), k8s_bin), "coredns": coredns_bin}
+        if not all((folder / command).exists() for command, folder in bin_dirs.items()):
+            _build_kubernetes(bin_dirs, log)
     kwok_stages = kwok_bin.parent / "pod-stages"
-    with _lock("kwok"):
+    with build_lock("kwok"):
         if not (kwok_bin / "kwok").exists():
             _go_install(f"sigs.k8s.io/kwok/cmd/kwok@v{KWOK_VERSION}", kwok_bin, log)
         if not kwok_stages.exists():
             _copy_kwok_pod_stages(kwok_stages)
-    with _lock("helm"):
+    with build_lock("helm"):
         if not (helm_bin / "helm").exists():
             _go_install(f"helm.sh/helm/v3/cmd/helm@v{HELM_VERSION}", helm_bin, log)
     return Toolchain(
@@ -204,7 +256,10 @@ def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
         kube_controller_manager=k8s_bin / "kube-controller-manager",
         kube_scheduler=k8s_bin / "kube-scheduler",
         kubectl=k8s_bin / "kubectl",
+        kubelet=k8s_bin / "kubelet",
+        kube_proxy=k8s_bin / "kube-proxy",
         etcd=k8s_bin / "etcd",
+        coredns=coredns_bin / "coredns",
         kwok=kwok_bin / "kwok",
         kwok_pod_stages=kwok_stages,
         helm=helm_bin / "helm",
