@@ -164,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
         os.environ["MODELOPS_CLUSTER_DIR"] = state
-        cluster = Cluster(log=lambda m: print(f"# {m}", file=sys.stderr), real_runtime_pods=False)
+        cluster = Cluster(log=lambda m: print(f"# {m}", file=sys.stderr), real_node=False)
         cluster.up()
         try:
             install_api(ensure_toolchain(), ROOT / "crds", ROOT / "charts" / "modelops")

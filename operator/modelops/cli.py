@@ -151,6 +151,22 @@ def cluster_image() -> None:
     print(image.reference)
 
 
+@cluster_app.command("storage-secret")
+def cluster_storage_secret(
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="The namespace the Secret is for.")],
+) -> None:
+    """Print the Secret that gives a namespace the local store's keys: `... | kubectl apply -f -`."""
+    import yaml
+
+    from modelops.devcluster.cluster import Cluster, ClusterError
+
+    try:
+        store = Cluster(log=_say).object_store()
+    except ClusterError as error:
+        raise _fail(str(error)) from None
+    print(yaml.safe_dump(store.secret_manifest(namespace), sort_keys=False), end="")
+
+
 @cluster_app.command("tools")
 def cluster_tools() -> None:
     """Print the folder of the built kubectl and helm, for PATH."""

@@ -1,7 +1,8 @@
 """`make demo`: the whole loop on a local cluster, from nothing.
 
-Control plane, API and operator; then examples/: a build, its validated version, an approval (a non-approver is
-refused), serving, monitoring; drift on shifted traffic raises an alert (condition, Events, a webhook) and starts a
+A control plane and a real node, the API, the image built from the Dockerfile, and the operator installed by
+`helm install` from it; then examples/, every pod a container: a build, its validated version, an approval (a
+non-approver is refused), serving through the Service, monitoring; drift on shifted traffic raises an alert (condition, Events, a webhook) and starts a
 retraining; its version is approved and rolled out as a canary under traffic until promoted. A summary of what
 happened, with times, ends it.
 """
@@ -25,15 +26,17 @@ from rich.table import Table
 from sklearn.datasets import load_breast_cancer
 
 from modelops.api.v1alpha1.common import ALERTS_SECRET
+from modelops.devcluster import node
 from modelops.devcluster.alerts import AlertReceiver
-from modelops.devcluster.cluster import Cluster, kubeconfig_path, state_dir
+from modelops.devcluster.cluster import Cluster, kubeconfig_path
+from modelops.devcluster.images import project_image
 from modelops.devcluster.install import install_api
-from modelops.devcluster.operator import NotAnswering, Operator
-from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
-from modelops.devcluster.traffic import Traffic, ready_pod_addresses
+from modelops.devcluster.toolchain import Toolchain, ToolchainError, ensure_toolchain
+from modelops.devcluster.traffic import Traffic, service_url
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "modelops-demo"
+OPERATOR_NAMESPACE = "modelops-system"
 MODEL = "breast-cancer"
 APPROVER = ("--as=dana", "--as-group=modelops-approvers")
 FEATURES = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
@@ -111,11 +114,12 @@ class Demo:
         verdicts = self.field("mm", MODEL, "{.status.features[*].verdict}").split()
         return bool(verdicts) and "NotEnoughData" not in verdicts
 
-    def servers(self) -> list[str]:
-        pods = json.loads(
-            self.kubectl("get", "pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={MODEL}", "-o", "json")
-        )
-        return ready_pod_addresses(pods["items"])
+    def service(self) -> str:
+        """The deployment's Service, as callers in the cluster reach it (its ClusterIP, through kube-proxy)."""
+        return service_url(json.loads(self.kubectl("get", "service", MODEL, "-n", NAMESPACE, "-o", "json")))
+
+    def ready_servers(self) -> int:
+        return int(self.field("md", MODEL, "{.status.readyReplicas}") or 0)
 
     def build(self, name: str) -> str:
         """Follow a build to its end; the version it recorded, validated (or the demo stops)."""
@@ -154,29 +158,31 @@ class Demo:
 
 
 def main() -> int:
-    cluster = Cluster(log=lambda m: console.print(f"  {m}"))
-    step("1. local Kubernetes control plane (no Docker)")
+    say = lambda m: console.print(f"  {m}")  # noqa: E731
+    cluster = Cluster(log=say)
+    step("1. local Kubernetes, no Docker: a control plane, and a real node (containerd, kubelet, kube-proxy, DNS, S3)")
     cluster.up()
-    tools = ensure_toolchain(lambda m: console.print(f"  {m}"))
+    tools = ensure_toolchain(say)
     demo = Demo(cluster, tools)
 
     step("2. the ModelOps API: CRDs, admission policies, approver and user roles")
     show(install_api(tools, ROOT / "crds", ROOT / "charts" / "modelops"))
 
-    step("3. the operator, allowed to call one webhook receiver (a local one, for the demo) and nothing else")
-    receiver = AlertReceiver()
-    allowed = {"MODELOPS_WEBHOOK_URL_PREFIXES": receiver.prefix}
-    operator = Operator(state_dir() / "logs" / "operator.log", metrics=False, env=allowed)
+    step("3. the image: the Dockerfile, built here by buildah on a base of Debian's packages, loaded into the node")
     try:
-        operator.start()
-    except NotAnswering as error:
-        receiver.close()
-        raise SystemExit(f"the operator did not start: {error}") from None
-    console.print(f"  running (pid {operator.process.pid}); its log: {operator.log_path}")  # type: ignore[union-attr]
+        image = project_image(ROOT, say)
+    except ToolchainError as error:
+        raise SystemExit(str(error)) from None
+    cluster.import_image(image)
+    demo.mark("image", f"{image.reference}, {image.archive.stat().st_size / 2**20:.0f} MiB compressed")
+
+    receiver = AlertReceiver(host=node.NODE_ADDRESS)  # where the operator's pod can reach it, still on this machine
     try:
+        prepare_the_namespace(demo, receiver)
+        step("5. the operator: `helm install` of the chart, from that image, allowed this one webhook receiver")
+        install_the_operator(demo, image.reference, receiver.prefix)
         run_the_loop(demo, receiver)
     finally:
-        operator.stop(timeout=30)
         receiver.close()
 
     summary = Table(title="What happened", title_justify="left", show_lines=False)
@@ -191,7 +197,8 @@ def main() -> int:
             "The local cluster is still running, so you can look around:\n"
             f"  export KUBECONFIG={kubeconfig_path()}\n"
             f"  export PATH={tools.kubectl.parent}:$PATH\n"
-            f"  kubectl get modelops -n {NAMESPACE}\n"
+            f"  kubectl get modelops,pods -n {NAMESPACE} -o wide\n"
+            f"  kubectl logs deploy/modelops -n {OPERATOR_NAMESPACE}\n"
             f"  .venv/bin/modelops lineage md/{MODEL} -n {NAMESPACE}\n"
             "Stop it with: .venv/bin/modelops cluster down",
             title="ModelOps demo",
@@ -200,24 +207,55 @@ def main() -> int:
     return 0
 
 
-def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
-    step(f"4. a fresh namespace {NAMESPACE}; the examples; the monitor's alerts also go to a local webhook")
+def prepare_the_namespace(demo: Demo, receiver: AlertReceiver) -> None:
+    step(f"4. a fresh namespace {NAMESPACE} enforcing Pod Security restricted; its store's keys; a webhook")
     demo.cluster.kubectl(demo.tools, "delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
     demo.kubectl("create", "namespace", NAMESPACE)
+    demo.kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted")
+    demo.kubectl("apply", "-f", "-", stdin=json.dumps(demo.cluster.object_store().secret_manifest(NAMESPACE)))
+    console.print(f"  [dim]$ modelops cluster storage-secret -n {NAMESPACE} | kubectl apply -f -[/]")
     demo.kubectl(
         "create", "secret", "generic", ALERTS_SECRET, "-n", NAMESPACE, f"--from-literal=demo-hook={receiver.url}"
     )
     console.print(
         f"  [dim]$ kubectl create secret generic {ALERTS_SECRET} --from-literal=demo-hook=<the receiver's URL>[/]"
     )
+
+
+def install_the_operator(demo: Demo, image: str, webhook_prefix: str) -> None:
+    repository, tag = image.rsplit(":", 1)
+    values = {
+        "image.repository": repository,
+        "image.tag": tag,
+        "image.pullPolicy": "Never",
+        "watchNamespaces": f"{{{NAMESPACE}}}",
+        "alerts.webhookUrlPrefixes": f"{{{webhook_prefix}}}",
+    }
+    command = ["upgrade", "--install", "modelops", "charts/modelops", "-n", OPERATOR_NAMESPACE, "--create-namespace"]
+    command += [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+    console.print(f"  [dim]$ helm {escape(shlex.join(command))}[/]", highlight=False)
+    done = subprocess.run(
+        [str(demo.tools.helm), f"--kubeconfig={kubeconfig_path()}", *command, "--wait", "--timeout=3m"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"helm install failed: {done.stderr}")
+    show(demo.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "wide"))
+    demo.mark("operator running", f"deploy/modelops in {OPERATOR_NAMESPACE}, a pod from {image}")
+
+
+def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
+    step("6. the examples, as a newcomer applies them; the monitor's alerts also go to the webhook")
     show(demo.kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples")))
     webhook = {"spec": {"alerts": {"webhook": {"urlSecretKey": "demo-hook"}}}}
     demo.kubectl("patch", "mm", MODEL, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(webhook))
 
-    step("5. the build: a real training run, in a Job whose pod runs on this machine; then validation")
+    step("7. the build: a real training run in a Job's container; artifacts to S3; then validation")
     first = demo.build(f"{MODEL}-1")
 
-    step("6. approval: mallory may edit ModelVersions (RBAC), but only the approvers group may approve (the policy)")
+    step("8. approval: mallory may edit ModelVersions (RBAC), but only the approvers group may approve (the policy)")
     demo.kubectl(
         "create", "role", "version-editor", "-n", NAMESPACE, "--verb=get,patch", "--resource=modelversions.modelops.io"
     )
@@ -228,19 +266,19 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
     console.print(f"  mallory: [red]{escape(refused.stderr.strip().splitlines()[-1].removeprefix('error '))}[/]")
     demo.approve(first, "metrics reviewed")
 
-    step("7. serving: the ModelDeployment follows the latest Approved version")
+    step("9. serving: the ModelDeployment follows the latest Approved version; callers use its Service")
     demo.wait_for(
         lambda: demo.field("md", MODEL, "{.status.servingVersion}") + " " + demo.condition("md", MODEL, "Ready"),
         f"ModelDeployment {MODEL} (version, Ready)",
         lambda v: v == f"{first} True",
     )
-    address = demo.servers()[0]
-    answer = httpx.post(f"http://{address}:3000/predict", json={"records": NORMAL[:3]}, timeout=30).json()
-    console.print(f"  POST http://{address}:3000/predict (3 records) → {escape(json.dumps(answer))}")
-    demo.mark(f"serving {first}", f"{len(demo.servers())} pods, POST /predict → {answer['predictions']}")
+    url = demo.service()
+    answer = httpx.post(f"{url}/predict", json={"records": NORMAL[:3]}, timeout=30).json()
+    console.print(f"  POST {url}/predict (3 records) → {escape(json.dumps(answer))}")
+    demo.mark(f"serving {first}", f"{demo.ready_servers()} pods behind {url}, POST /predict → {answer['predictions']}")
 
-    step("8. monitoring: normal traffic first, then traffic whose features moved (every value x3)")
-    with Traffic(demo.servers, NORMAL):
+    step("10. monitoring: normal traffic first, then traffic whose features moved (every value x3)")
+    with Traffic(url, NORMAL):
         demo.wait_for(
             lambda: demo.condition("mm", MODEL, "DriftDetected") if demo.judged() else "",
             "DriftDetected on normal traffic, every feature judged",
@@ -251,7 +289,7 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
         "normal traffic judged",
         f"no drift ({demo.field('mm', MODEL, '{.status.samples}')} requests in the last window)",
     )
-    with Traffic(demo.servers, SHIFTED):
+    with Traffic(url, SHIFTED):
         demo.wait_for(
             lambda: demo.condition("mm", MODEL, "DriftDetected"), "DriftDetected", lambda v: v == "True", timeout=180
         )
@@ -263,13 +301,13 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
     )
     demo.mark("alert delivered", "DriftDetected firing → the webhook (and Warning Events on monitor and deployment)")
 
-    step("9. retraining: the monitor started a ModelBuild from its template")
+    step("11. retraining: the monitor started a ModelBuild from its template")
     retrain = demo.wait_for(lambda: demo.field("mm", MODEL, "{.status.lastRetrain.build}"), "retraining", bool)
     demo.mark("retraining started", f"ModelBuild {retrain}")
     second = demo.build(retrain)
 
-    step(f"10. {second} approved, and rolled out as a canary while traffic flows")
-    with Traffic(demo.servers, NORMAL, pause=0.2):
+    step(f"12. {second} approved, and rolled out as a canary while traffic flows")
+    with Traffic(url, NORMAL, pause=0.1):
         demo.approve(second, "retrained on fresh data")
         demo.wait_for(
             lambda: " ".join(
@@ -304,10 +342,10 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
         )
     demo.mark("drift cleared", "normal traffic again; the webhook got DriftDetected resolved")
 
-    step("11. what is deployed, from what, approved by whom")
+    step("13. what is deployed, from what, approved by whom")
     show(demo.modelops("lineage", f"md/{MODEL}").stdout)
 
-    step("12. what the operator reported (Events on ModelOps objects)")
+    step("14. what the operator reported (Events on ModelOps objects)")
     for event in sorted(
         json.loads(demo.kubectl("get", "events", "-n", NAMESPACE, "-o", "json"))["items"],
         key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
@@ -320,6 +358,10 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
                 markup=False,
                 highlight=False,
             )
+
+    step("15. the operator's own log, as any pod's: kubectl logs deploy/modelops")
+    log = demo.kubectl("logs", "deploy/modelops", "-n", OPERATOR_NAMESPACE, "--tail=4")
+    show("\n".join(line[:160] for line in log.splitlines()))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 
 from modelops.devcluster.cluster import Cluster, kubeconfig_path
 from modelops.devcluster.install import install_api
+from modelops.devcluster.objectstore import SECRET_NAME, ObjectStore
 from modelops.devcluster.operator import Operator
 from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
 from tests.conftest import ROOT, wait_until_answering
@@ -86,13 +87,60 @@ def crds(cluster: Toolchain) -> Path:
     return ROOT / "crds"
 
 
+class Store:
+    """The dev cluster's S3 server as a test sees it: URIs in the namespace's own folder, and the bytes behind
+    them, read and written from the host with the same keys the namespace's Secret holds."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        import s3fs
+
+        self.objects = objects
+        self.fs = s3fs.S3FileSystem(
+            key=objects.access_key, secret=objects.secret_key, endpoint_url=objects.endpoint, use_listings_cache=False
+        )
+
+    def uri(self, *parts: str) -> str:
+        return self.objects.uri(*parts)
+
+    def read(self, uri: str) -> bytes:
+        return self.fs.cat_file(uri)
+
+    def write(self, uri: str, content: bytes) -> str:
+        self.fs.pipe_file(uri, content)
+        return uri
+
+    def exists(self, uri: str) -> bool:
+        return self.fs.exists(uri)
+
+    def keep(self, result: dict, folder: str) -> dict:
+        """A trainer's result made on the host, its files moved into the store: what a build in a pod leaves."""
+        kept = dict(result)
+        for key in ("artifactUri", "baselineUri"):
+            local = Path(result[key].removeprefix("file://"))
+            kept[key] = self.write(self.uri(folder, local.name), local.read_bytes())
+        return kept
+
+
+@pytest.fixture(scope="session")
+def store(cluster: Toolchain) -> Store:
+    return Store(Cluster().object_store())
+
+
+#: The Secret every test namespace holds for the store (as a user's namespace would hold its store's keys).
+STORAGE_SECRET = SECRET_NAME
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+
+
 @pytest.fixture
-def namespace(cluster: Toolchain, crds: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, deleted afterwards."""
+def namespace(cluster: Toolchain, crds: Path, store: Store, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, enforcing Pod Security `restricted`, with the store's Secret; deleted
+    afterwards."""
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
     kubectl = Kubectl(cluster)
     kubectl.run("create", "namespace", name)
+    kubectl.run("label", "namespace", name, RESTRICTED)
+    kubectl.apply(store.objects.secret_manifest(name))
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
@@ -102,8 +150,10 @@ def kubectl(cluster: Toolchain, namespace: str) -> Kubectl:
     return Kubectl(cluster, namespace)
 
 
-#: What the operators the tests start name as the runtime image (the pod runner runs any image's command here).
-OPERATOR_ENV = {"MODELOPS_RUNTIME_IMAGE": "modelops:test"}
+@pytest.fixture(scope="session")
+def operator_env(image: str) -> dict[str, str]:
+    """What every operator the tests start is told: the runtime image its Jobs and servers run."""
+    return {"MODELOPS_RUNTIME_IMAGE": image}
 
 
 def allowing(request: pytest.FixtureRequest) -> dict[str, str]:
@@ -118,8 +168,10 @@ def allowing(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-def operator(namespace: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Operator]:
-    env = {**OPERATOR_ENV, **allowing(request)}
+def operator(
+    namespace: str, operator_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Operator]:
+    env = {**operator_env, **allowing(request)}
     running = Operator(tmp_path / "operator.log", namespaces=[namespace], env=env).start()
     yield running
     running.stop()
@@ -141,16 +193,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 @pytest.fixture(scope="module")
-def forest(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A trained breast-cancer forest's result (artifact and digest, baseline, metrics), to record as a version."""
+def forest(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict:
+    """A trained breast-cancer forest's result (artifact and digest in the store, baseline, metrics), to record as
+    a version."""
     from tests.unit.test_trainer import train_bundled
 
-    return train_bundled(
+    trained = train_bundled(
         tmp_path_factory.mktemp("forest"),
         "breast_cancer",
         "sklearn.ensemble.RandomForestClassifier",
         {"n_estimators": 10},
     )
+    return store.keep(trained, f"shared/forest-{uuid.uuid4().hex[:6]}")
 
 
 class Prometheus:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from tests.conftest import eventually
 from tests.integration.conftest import APPROVERS, Kubectl
 from tests.integration.test_api_validation import MODEL_VERSION
-from tests.integration.test_podrunner import eventually
 
 APPROVE = {"spec": {"approval": {"state": "Approved", "by": "alice", "reason": "reviewed the metrics"}}}
 EDITOR_ROLE = {

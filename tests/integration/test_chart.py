@@ -15,9 +15,8 @@ import yaml
 
 from modelops.devcluster.cluster import kubeconfig_path
 from modelops.devcluster.toolchain import KUBERNETES_VERSION, Toolchain
-from tests.conftest import ROOT
-from tests.integration.conftest import APPROVERS, OPERATOR_ENV, Kubectl, Operator
-from tests.integration.test_podrunner import eventually
+from tests.conftest import ROOT, eventually
+from tests.integration.conftest import APPROVERS, RESTRICTED, Kubectl, Store
 
 CHART = ROOT / "charts" / "modelops"
 EVERYTHING = (
@@ -30,7 +29,7 @@ EVERYTHING = (
 
 def helm(tools: Toolchain, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [str(tools.helm), f"--kubeconfig={kubeconfig_path()}", *args], capture_output=True, text=True, timeout=120
+        [str(tools.helm), f"--kubeconfig={kubeconfig_path()}", *args], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0 or not check, done.stderr
     return done
@@ -155,35 +154,30 @@ def extra_namespaces(kubectl: Kubectl) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def release(cluster: Toolchain, kubectl: Kubectl, extra_namespaces: tuple[str, str]) -> Iterator[str]:
+def release(
+    cluster: Toolchain, kubectl: Kubectl, extra_namespaces: tuple[str, str], image: str, store: Store
+) -> Iterator[str]:
+    """The chart installed as a user would, from the image built here: two operator pods (one works, one waits)
+    in a namespace enforcing `restricted`, watching the apps namespace (which holds the store's Secret)."""
     apps, argocd = extra_namespaces
+    admin = Kubectl(cluster)
+    for namespace in (kubectl.namespace, apps):
+        admin.run("label", "namespace", namespace, RESTRICTED, "--overwrite")
+    admin.apply(store.objects.secret_manifest(apps))
     name = f"mo-{uuid.uuid4().hex[:6]}"
-    values = ("argocd.healthChecks=true", f"argocd.namespace={argocd}", f"watchNamespaces={{{apps}}}")
-    sets = set_flags(values)
-    helm(cluster, "install", name, str(CHART), "-n", kubectl.namespace, *sets)
+    repository, tag = image.split(":")
+    values = (
+        "argocd.healthChecks=true",
+        f"argocd.namespace={argocd}",
+        f"watchNamespaces={{{apps}}}",
+        f"image.repository={repository}",
+        f"image.tag={tag}",
+        "image.pullPolicy=Never",  # built here, loaded into the node: there is nowhere to pull it from
+        "replicas=2",
+    )
+    helm(cluster, "install", name, str(CHART), "-n", kubectl.namespace, *set_flags(values), "--wait", "--timeout=3m")
     yield name
     helm(cluster, "uninstall", name, "-n", kubectl.namespace, "--wait", check=False)
-
-
-def service_account_kubeconfig(kubectl: Kubectl, account: str, path: Path) -> Path:
-    """A kubeconfig that is the ServiceAccount: a token from the TokenRequest API, as its pod would mount."""
-    token = kubectl.run("create", "token", account, "--duration=1h").stdout.strip()
-    config = yaml.safe_load(kubeconfig_path().read_text())
-    config["users"] = [{"name": account, "user": {"token": token}}]
-    config["contexts"][0]["context"]["user"] = account
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def health_check_folder(cluster: Toolchain, release: str, argocd: str, folder: Path) -> Path:
-    """The chart's argocd-health ConfigMap as the pod would mount it: one file per key."""
-    (config_map,) = render(
-        cluster, "argocd.healthChecks=true", f"argocd.namespace={argocd}", show="templates/argocd-health.yaml"
-    )
-    folder.mkdir()
-    for key, text in config_map["data"].items():
-        (folder / key).write_text(text)
-    return folder
 
 
 def can(kubectl: Kubectl, user: str, *request: str) -> bool:
@@ -192,7 +186,7 @@ def can(kubectl: Kubectl, user: str, *request: str) -> bool:
 
 
 def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
-    cluster: Toolchain, kubectl: Kubectl, release: str, extra_namespaces: tuple[str, str], tmp_path: Path
+    cluster: Toolchain, kubectl: Kubectl, release: str, extra_namespaces: tuple[str, str], image: str
 ) -> None:
     apps, argocd = extra_namespaces
     account = f"{release}-modelops"
@@ -248,28 +242,25 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
     assert [r for r in allowed if not can(admin, user, *r)] == []
     assert [r for r in refused if can(admin, user, *r)] == []
 
-    # The operator, as that ServiceAccount, with Kopf peering on, takes the examples from a build to a monitor.
-    identity = service_account_kubeconfig(kubectl, account, tmp_path / "operator.kubeconfig")
-    health = health_check_folder(cluster, release, argocd, tmp_path / "argocd-health")
-    argocd_env = {"MODELOPS_ARGOCD_NAMESPACE": argocd, "MODELOPS_ARGOCD_HEALTH_DIR": str(health)}
-    replica = {"namespaces": [apps], "kubeconfig": identity, "args": ["--no-standalone"]}
-    active = Operator(tmp_path / "active.log", **replica, env={**OPERATOR_ENV, **argocd_env}).start()
-    standby = Operator(tmp_path / "standby.log", **replica, env=OPERATOR_ENV)
-    try:
-        run_the_examples(Kubectl(cluster, apps))
-        standby.start()
-        peers = lambda: Kubectl(cluster, apps).get("kopfpeering", "modelops").get("status") or {}  # noqa: E731
-        eventually(lambda: len(peers()) == 2, what="both replicas in the peering")
-        assert "Resuming operations" not in standby.log()  # it starts paused, and stays so
-        active.stop()
-        # at once when the active one leaves the peering on its way out; at worst when its entry expires (60 s)
-        eventually(lambda: "Resuming operations" in standby.log(), timeout=120, what="the standby to take over")
-    finally:
-        standby.stop()
-        active.stop()
-    for log in (active.log(), standby.log()):
+    # The chart's operator pods, as that ServiceAccount, with Kopf peering on, take the examples from a build to a
+    # monitor; then the working one goes, and the standby takes over.
+    pods = kubectl.get("pods", "-l", f"app.kubernetes.io/instance={release}")["items"]
+    assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods)
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {image}
+    run_the_examples(Kubectl(cluster, apps))
+    logs = {p["metadata"]["name"]: kubectl.run("logs", p["metadata"]["name"]).stdout for p in pods}
+    working = [name for name, log in logs.items() if "Resuming operations" in log]
+    assert len(working) == 1, "exactly one replica works"
+    (standby,) = set(logs) - set(working)
+    assert "Initial authentication has finished" in kubectl.run("logs", f"deploy/{release}-modelops").stdout
+    peers = lambda: Kubectl(cluster, apps).get("kopfpeering", "modelops").get("status") or {}  # noqa: E731
+    assert len(peers()) == 2, "both replicas in the peering"
+    kubectl.run("delete", "pod", working[0], "--wait=false")
+    # at once when the working one leaves the peering on its way out; at worst when its entry expires (60 s)
+    eventually(lambda: "Resuming operations" in kubectl.run("logs", standby).stdout, timeout=120, what="a takeover")
+    standby_lines = kubectl.run("logs", standby).stdout.splitlines()
+    for log in (*logs.values(), "\n".join(standby_lines)):
         assert "Forbidden" not in log, log[-3000:]
-    standby_lines = standby.log().splitlines()
     took_over = next(i for i, line in enumerate(standby_lines) if "Resuming operations" in line)
     acted = [line for line in standby_lines[:took_over] if "kopf.objects" in line]
     assert acted == [], "the standby handled objects while the active replica ran"

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from modelops.devcluster import cluster as devcluster
+from modelops.devcluster import node
 from modelops.devcluster.toolchain import Toolchain
 from tests.integration.conftest import Kubectl
+from tests.integration.test_node import restricted_pod
 
 
 def _wait_for(kubectl: Kubectl, jsonpath: str, expected: str, *args: str, timeout: float = 60) -> None:
@@ -29,17 +31,34 @@ def test_server_version_is_the_pinned_one(kubectl: Kubectl) -> None:
     assert "Server Version: v1.34.4" in kubectl.run("version").stdout
 
 
-def test_deployment_gets_running_pods(kubectl: Kubectl) -> None:
-    kubectl.run("create", "deployment", "web", "--image=nginx", "--replicas=2")
+def test_deployment_gets_running_pods(kubectl: Kubectl, image: str) -> None:
+    pod = restricted_pod(image, ["python3", "-c", "import time; time.sleep(3600)"])
+    kubectl.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod},
+            },
+        }
+    )
     _wait_for(kubectl, "{.status.readyReplicas}", "2", "deployment", "web")
     pods = kubectl.get("pods", "-l", "app=web")["items"]
     assert {p["status"]["phase"] for p in pods} == {"Running"}
-    assert {p["spec"]["nodeName"] for p in pods} == {devcluster.NODE_NAME}
+    assert {p["spec"]["nodeName"] for p in pods} == {node.NODE_NAME}
+    assert all(c["containerID"].startswith("containerd://") for p in pods for c in p["status"]["containerStatuses"])
 
 
-def test_job_completes(kubectl: Kubectl) -> None:
-    kubectl.run("create", "job", "hello", "--image=busybox", "--", "true")
+def test_job_completes(kubectl: Kubectl, image: str) -> None:
+    pod = {**restricted_pod(image, ["python3", "-c", "print('done')"]), "restartPolicy": "Never"}
+    kubectl.apply(
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hello"}, "spec": {"template": {"spec": pod}}}
+    )
     _wait_for(kubectl, "{.status.succeeded}", "1", "job", "hello")
+    assert kubectl.run("logs", "job/hello").stdout.strip() == "done"
 
 
 def test_rbac_is_enforced(kubectl: Kubectl) -> None:
@@ -52,7 +71,7 @@ def second_cluster(cluster: Toolchain, tmp_path: Path, monkeypatch: pytest.Monke
     """Another control plane in its own state directory, so the session's cluster is left alone. kwok-only: a
     host has room for one real node (one node address, one kube-proxy owning the KUBE- chains)."""
     monkeypatch.setenv("MODELOPS_CLUSTER_DIR", str(tmp_path / "cluster"))
-    return devcluster.Cluster(log=lambda _: None, real_runtime_pods=False)
+    return devcluster.Cluster(log=lambda _: None, real_node=False)
 
 
 def test_up_is_idempotent_and_down_leaves_nothing(second_cluster: devcluster.Cluster) -> None:

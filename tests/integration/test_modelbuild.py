@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Kubectl, Operator
-from tests.integration.test_podrunner import eventually
+from tests.conftest import eventually
+from tests.integration.conftest import STORAGE_SECRET, Kubectl, Operator, Store
 
 BUILD: dict[str, Any] = {
     "apiVersion": "modelops.io/v1alpha1",
@@ -31,15 +30,14 @@ BUILD: dict[str, Any] = {
             "retries": 2,
         },
         "evaluation": {"thresholds": [{"metric": "accuracy", "min": 0.8}]},
-        "artifacts": {"uri": "file:///tmp/modelops-test-artifacts"},
+        "artifacts": {"uri": "s3://modelops", "credentialsSecret": STORAGE_SECRET},
     },
 }
 
 
-def build(name: str, artifacts: Path, **changes: Any) -> dict[str, Any]:
+def build(name: str, **changes: Any) -> dict[str, Any]:
     document = copy.deepcopy(BUILD)
     document["metadata"]["name"] = name
-    document["spec"]["artifacts"]["uri"] = f"file://{artifacts}"
     for path, value in changes.items():
         node = document["spec"]
         *parents, leaf = path.split("__")
@@ -61,8 +59,8 @@ def events(kubectl: Kubectl, name: str) -> list[dict]:
     return kubectl.get("events", "--field-selector", f"involvedObject.name={name}")["items"]
 
 
-def test_build_trains_and_records_a_version(kubectl: Kubectl, operator: Operator, tmp_path: Path) -> None:
-    kubectl.apply(build("cancer-1", tmp_path))
+def test_build_trains_and_records_a_version(kubectl: Kubectl, operator: Operator, store: Store, image: str) -> None:
+    kubectl.apply(build("cancer-1"))
     done = phase(kubectl, "cancer-1")
     status = done["status"]
     assert status["phase"] == "Succeeded", operator.log()[-3000:]
@@ -89,12 +87,13 @@ def test_build_trains_and_records_a_version(kubectl: Kubectl, operator: Operator
     spec = versions[0]["spec"]
     assert spec["version"] == 1 and spec["metrics"] == status["metrics"]
     assert spec["artifact"]["digest"].startswith("sha256:")
-    assert Path(spec["artifact"]["uri"].removeprefix("file://")).is_file()
+    assert spec["artifact"]["uri"].startswith(f"s3://modelops/{kubectl.namespace}/cancer/cancer-1/")
+    assert store.exists(spec["artifact"]["uri"])
     assert spec["lineage"] == {
         "build": "cancer-1",
         "datasetUri": "sklearn://breast_cancer",
         "datasetDigest": status["datasetDigest"],
-        "trainerImage": "modelops:test",
+        "trainerImage": image,
         "estimator": "sklearn.linear_model.LogisticRegression",
         "parameters": {"max_iter": 2000},
     }
@@ -105,9 +104,9 @@ def test_build_trains_and_records_a_version(kubectl: Kubectl, operator: Operator
     assert "Trained" in reasons
 
 
-def test_failing_build_reports_the_trainer_reason(kubectl: Kubectl, operator: Operator, tmp_path: Path) -> None:
+def test_failing_build_reports_the_trainer_reason(kubectl: Kubectl, operator: Operator) -> None:
     columns = [{"name": "mean radius", "type": "number", "minimum": 0, "maximum": 10}]
-    kubectl.apply(build("narrow", tmp_path, dataset__columns=columns))
+    kubectl.apply(build("narrow", dataset__columns=columns))
     status = phase(kubectl, "narrow")["status"]
     assert status["phase"] == "Failed"
     assert status["failureReason"] == "DataValidationFailed"
@@ -122,23 +121,23 @@ def test_failing_build_reports_the_trainer_reason(kubectl: Kubectl, operator: Op
     assert not kubectl.get("mv", "-l", "modelops.io/model=cancer")["items"]
 
 
-def test_out_of_memory_is_the_reason(kubectl: Kubectl, operator: Operator, tmp_path: Path) -> None:
+def test_out_of_memory_is_the_reason(kubectl: Kubectl, operator: Operator) -> None:
     resources = {"limits": {"memory": "60Mi"}}
-    kubectl.apply(build("tiny", tmp_path, trainer__resources=resources, trainer__retries=0))
+    kubectl.apply(build("tiny", trainer__resources=resources, trainer__retries=0))
     status = phase(kubectl, "tiny")["status"]
     assert status["failureReason"] == "OOMKilled"
     assert "60Mi" in next(c for c in status["conditions"] if c["type"] == "Stalled")["message"]
 
 
-def test_deadline_is_the_reason(kubectl: Kubectl, operator: Operator, tmp_path: Path) -> None:
-    kubectl.apply(build("slow", tmp_path, trainer__activeDeadline="1s", trainer__retries=0))
+def test_deadline_is_the_reason(kubectl: Kubectl, operator: Operator) -> None:
+    kubectl.apply(build("slow", trainer__activeDeadline="1s", trainer__retries=0))
     status = phase(kubectl, "slow")["status"]
     assert status["failureReason"] == "DeadlineExceeded"
     assert "activeDeadline (1s)" in next(c for c in status["conditions"] if c["type"] == "Stalled")["message"]
 
 
-def test_version_below_threshold_is_rejected(kubectl: Kubectl, operator: Operator, tmp_path: Path) -> None:
-    kubectl.apply(build("strict", tmp_path, evaluation={"thresholds": [{"metric": "accuracy", "min": 0.999}]}))
+def test_version_below_threshold_is_rejected(kubectl: Kubectl, operator: Operator) -> None:
+    kubectl.apply(build("strict", evaluation={"thresholds": [{"metric": "accuracy", "min": 0.999}]}))
     assert phase(kubectl, "strict")["status"]["phase"] == "Succeeded"
     version = eventually(
         lambda: (v := kubectl.get("mv", "cancer-v1")).get("status", {}).get("stage") and v, what="stage"
@@ -149,10 +148,8 @@ def test_version_below_threshold_is_rejected(kubectl: Kubectl, operator: Operato
     assert any(e["type"] == "Warning" and e["reason"] == "Rejected" for e in events(kubectl, "cancer-v1"))
 
 
-def test_killing_the_operator_mid_build_duplicates_nothing(
-    kubectl: Kubectl, operator: Operator, tmp_path: Path
-) -> None:
-    kubectl.apply(build("survivor", tmp_path))
+def test_killing_the_operator_mid_build_duplicates_nothing(kubectl: Kubectl, operator: Operator) -> None:
+    kubectl.apply(build("survivor"))
     eventually(lambda: kubectl.run("get", "job", "survivor-train", check=False).returncode == 0, what="the Job")
     operator.kill()
     time.sleep(2)
@@ -166,10 +163,8 @@ def test_killing_the_operator_mid_build_duplicates_nothing(
 
 
 @pytest.mark.parametrize("builds", [3])
-def test_concurrent_builds_get_distinct_versions(
-    kubectl: Kubectl, operator: Operator, tmp_path: Path, builds: int
-) -> None:
+def test_concurrent_builds_get_distinct_versions(kubectl: Kubectl, operator: Operator, builds: int) -> None:
     for i in range(builds):
-        kubectl.apply(build(f"parallel-{i}", tmp_path))
+        kubectl.apply(build(f"parallel-{i}"))
     finished = [phase(kubectl, f"parallel-{i}")["status"] for i in range(builds)]
     assert sorted(s["modelVersion"] for s in finished) == [f"cancer-v{i + 1}" for i in range(builds)]

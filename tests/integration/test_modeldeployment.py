@@ -4,26 +4,29 @@ a canary promoted on good measurements, a canary rolled back on a high error rat
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from modelops.devcluster.traffic import Traffic, ready_pod_addresses
-from tests.integration.conftest import APPROVERS, Kubectl, Operator, Prometheus
-from tests.integration.test_podrunner import eventually
+from modelops.devcluster.traffic import Traffic, service_url
+from tests.conftest import eventually
+from tests.integration.conftest import APPROVERS, STORAGE_SECRET, Kubectl, Operator, Prometheus, Store
 from tests.unit.test_trainer import train_bundled
 
 MODEL = "cancer"
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Three trained models: two compatible ones, and one trained on other features (it refuses cancer records)."""
+def artifacts(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict[str, dict]:
+    """Three trained models in the store: two compatible ones, and one trained on other features (it refuses
+    cancer records)."""
     forest, linear = "sklearn.ensemble.RandomForestClassifier", "sklearn.linear_model.LogisticRegression"
+    folder = f"shared/deployments-{uuid.uuid4().hex[:6]}"
     return {
-        key: train_bundled(tmp_path_factory.mktemp(key), dataset, estimator, params)
+        key: store.keep(train_bundled(tmp_path_factory.mktemp(key), dataset, estimator, params), f"{folder}/{key}")
         for key, dataset, estimator, params in (
             ("forest", "breast_cancer", forest, {"n_estimators": 10}),
             ("linear", "breast_cancer", linear, {"max_iter": 3000}),
@@ -59,11 +62,13 @@ def approve(kubectl: Kubectl, number: int) -> None:
 
 
 def deployment(**spec: Any) -> dict[str, Any]:
+    """A deployment of the model whose servers read artifacts with the namespace's store Secret."""
+    runtime = {"credentialsSecret": STORAGE_SECRET, **spec.pop("runtime", {})}
     return {
         "apiVersion": "modelops.io/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": "cancer"},
-        "spec": {"model": MODEL, "replicas": 2, **spec},
+        "spec": {"model": MODEL, "replicas": 2, "runtime": runtime, **spec},
     }
 
 
@@ -76,13 +81,11 @@ def condition(kubectl: Kubectl, type_: str) -> dict[str, Any]:
 
 
 def traffic(kubectl: Kubectl, records: list[dict] | None = None) -> Traffic:
-    """Requests to every ready server pod of the deployment, as its Service would spread them."""
+    """Requests to the deployment's Service, which kube-proxy spreads over the ready pods of both tracks."""
     records = records or load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5).to_dict(
         orient="records"
     )
-    return Traffic(
-        lambda: ready_pod_addresses(kubectl.get("pods", "-l", f"app.kubernetes.io/instance={MODEL}")["items"]), records
-    )
+    return Traffic(service_url(kubectl.get("service", MODEL)), records)
 
 
 def test_serves_the_latest_approved_version(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:
@@ -121,9 +124,8 @@ def test_serves_the_latest_approved_version(kubectl: Kubectl, operator: Operator
         "app.kubernetes.io/component": "server",
     }
 
-    ip = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"][0]["status"]["podIP"]
     records = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(2).to_dict(orient="records")
-    answer = httpx.post(f"http://{ip}:3000/predict", json={"records": records}, timeout=10).json()
+    answer = httpx.post(f"{service_url(service)}/predict", json={"records": records}, timeout=10).json()
     assert answer["version"] == "1" and len(answer["predictions"]) == 2
 
     kubectl.run("scale", "md/cancer", "--replicas=3")

@@ -15,9 +15,9 @@ from sklearn.datasets import load_breast_cancer
 
 from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster.alerts import AlertReceiver
-from tests.integration.conftest import Kubectl, Operator, Prometheus
+from tests.conftest import eventually
+from tests.integration.conftest import STORAGE_SECRET, Kubectl, Operator, Prometheus
 from tests.integration.test_modeldeployment import approve, condition, deployment, traffic, version
-from tests.integration.test_podrunner import eventually
 
 FRAME = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
 NORMAL = FRAME.sample(frac=1, random_state=3).to_dict(orient="records")  # the training data, in 20-record batches
@@ -32,7 +32,7 @@ def sink() -> Iterator[AlertReceiver]:
     receiver.close()
 
 
-def monitor(artifacts: Path) -> dict[str, Any]:
+def monitor() -> dict[str, Any]:
     return {
         "apiVersion": "modelops.io/v1alpha1",
         "kind": "ModelMonitor",
@@ -57,7 +57,7 @@ def monitor(artifacts: Path) -> dict[str, Any]:
                             "params": {"max_iter": 3000},
                         }
                     },
-                    "artifacts": {"uri": f"file://{artifacts}"},
+                    "artifacts": {"uri": "s3://modelops", "credentialsSecret": STORAGE_SECRET},
                 },
             },
         },
@@ -78,14 +78,14 @@ def alert(kubectl: Kubectl, name: str) -> str | None:
 
 
 def test_drift_and_errors_are_caught_alerted_and_cleared(
-    kubectl: Kubectl, sink: AlertReceiver, operator: Operator, forest: dict, tmp_path: Path
+    kubectl: Kubectl, sink: AlertReceiver, operator: Operator, forest: dict
 ) -> None:
     kubectl.run("create", "secret", "generic", ALERTS_SECRET, f"--from-literal=team-hook={sink.url}")
     kubectl.apply(version(1, forest))
     approve(kubectl, 1)
     kubectl.apply(deployment(replicas=1))
     eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
-    kubectl.apply(monitor(tmp_path / "artifacts"))
+    kubectl.apply(monitor())
 
     with traffic(kubectl, NORMAL):
         eventually(lambda: kubectl.get("mm", "watch").get("status", {}).get("samples", 0) >= 20, what="samples")
@@ -143,7 +143,7 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
 
 
 def test_drift_measured_through_prometheus(
-    kubectl: Kubectl, prometheus: Prometheus, operator: Operator, forest: dict, tmp_path: Path
+    kubectl: Kubectl, prometheus: Prometheus, operator: Operator, forest: dict
 ) -> None:
     kubectl.apply(version(1, forest))
     approve(kubectl, 1)
@@ -151,7 +151,7 @@ def test_drift_measured_through_prometheus(
     eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
     pods = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
     prometheus.set_targets([f"{p['status']['podIP']}:3000" for p in pods], kubectl.namespace)
-    watch = monitor(tmp_path / "artifacts")
+    watch = monitor()
     watch["spec"].update(source={"type": "Prometheus", "prometheusUrl": prometheus.url}, window="10s")
     del watch["spec"]["retrain"], watch["spec"]["alerts"]
     kubectl.apply(watch)
@@ -203,7 +203,7 @@ def test_prometheus_rule_is_generated_and_valid(
 
     import yaml
 
-    watch = monitor(tmp_path / "artifacts")
+    watch = monitor()
     watch["spec"]["alerts"] = {"prometheusRule": True}
     kubectl.apply(watch)
     rule = eventually(

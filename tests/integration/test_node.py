@@ -10,37 +10,39 @@ import json
 import pytest
 
 from modelops.devcluster import node
-from modelops.devcluster.cluster import REAL_NODE_TAINT
+from tests.conftest import eventually
 from tests.integration.conftest import Kubectl
-from tests.integration.test_podrunner import eventually
 
-RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+
+def restricted_pod(image: str, command: list[str], **container: object) -> dict:
+    """A pod spec of the image as restricted as the chart's pods (read-only, no privilege, every capability gone)."""
+    return {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "main",
+                "image": image,
+                "command": command,
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                **container,
+            }
+        ],
+    }
 
 
 def web_server(image: str) -> list[dict]:
-    """A pod of the image serving its own /opt/venv over HTTP, as restricted as the chart's pods, and its Service."""
+    """A pod of the image serving its own /opt/venv over HTTP, and its Service."""
+    serve = ["python3", "-m", "http.server", "8080", "--directory", "/opt/venv"]
+    probe = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "web", "labels": {"app": "web"}},
-        "spec": {
-            "tolerations": [{**REAL_NODE_TAINT, "operator": "Equal"}],
-            "nodeSelector": {"modelops.io/node": "real"},
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "web",
-                    "image": image,
-                    "command": ["python3", "-m", "http.server", "8080", "--directory", "/opt/venv"],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
-                }
-            ],
-        },
+        "spec": restricted_pod(image, serve, readinessProbe=probe),
     }
     service = {
         "apiVersion": "v1",
@@ -53,7 +55,6 @@ def web_server(image: str) -> list[dict]:
 
 @pytest.fixture
 def web(kubectl: Kubectl, image: str) -> dict:
-    kubectl.run("label", "namespace", kubectl.namespace, RESTRICTED)  # type: ignore[arg-type]
     for manifest in web_server(image):
         kubectl.apply(manifest)
     kubectl.run("wait", "pod/web", "--for=condition=Ready", "--timeout=120s")
@@ -65,6 +66,8 @@ def test_the_image_runs_as_a_container_read_only_as_65532(web: dict, kubectl: Ku
     assert status["containerID"].startswith("containerd://")
     assert web["spec"]["nodeName"] == node.NODE_NAME
     assert ipaddress.ip_address(web["status"]["podIP"]) in ipaddress.ip_network(node.POD_CIDR)
+    namespace = kubectl.get("namespace", kubectl.namespace)  # type: ignore[arg-type]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     who = kubectl.run("exec", "web", "--", "python3", "-c", "import os; print(os.getuid(), os.getgid())")
     assert who.stdout.split() == ["65532", "65532"]
     written = kubectl.run("exec", "web", "--", "python3", "-c", "open('/written', 'w')", check=False)
@@ -106,7 +109,6 @@ def test_kubectl_logs_shows_what_the_container_printed(web: dict, kubectl: Kubec
 
 
 def test_a_pod_that_breaks_restricted_is_refused(kubectl: Kubectl, image: str) -> None:
-    kubectl.run("label", "namespace", kubectl.namespace, RESTRICTED)  # type: ignore[arg-type]
     pod = web_server(image)[0]
     pod["spec"]["containers"][0]["securityContext"] = {}
     refused = kubectl.apply(pod, check=False)

@@ -23,12 +23,11 @@ import yaml
 from sklearn.datasets import load_breast_cancer
 
 from modelops.api.v1alpha1.common import ALERTS_SECRET
-from modelops.devcluster.traffic import Traffic, ready_pod_addresses
-from tests.conftest import ROOT
-from tests.integration.conftest import APPROVERS, OPERATOR_ENV, Kubectl, Operator, Prometheus
+from modelops.devcluster.traffic import Traffic, ready_pod_addresses, service_url
+from tests.conftest import ROOT, eventually
+from tests.integration.conftest import APPROVERS, RESTRICTED, STORAGE_SECRET, Kubectl, Operator, Prometheus, Store
 from tests.integration.test_modelbuild import BUILD, phase
 from tests.integration.test_modeldeployment import deployment, version
-from tests.integration.test_podrunner import eventually
 from tests.unit.test_trainer import customers
 
 MALLORY = "mallory"
@@ -42,7 +41,10 @@ TENANT_ROLE = {
             "apiGroups": ["modelops.io"],
             "resources": ["modelbuilds", "modelversions", "modeldeployments", "modelmonitors"],
             "verbs": ["*"],
-        }
+        },
+        # The team's store: she may read its keys, so her builds and servers may use them (the admission policy
+        # refuses a Secret its author could not read).
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [STORAGE_SECRET], "verbs": ["get"]},
     ],
 }
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(40).to_dict(orient="records")
@@ -115,12 +117,18 @@ def events(kubectl: Kubectl, name: str) -> list[dict]:
     return kubectl.get("events", "--field-selector", f"involvedObject.name={name}")["items"]
 
 
-def build(name: str, artifacts: Path, **spec: Any) -> dict[str, Any]:
+def build(name: str, **spec: Any) -> dict[str, Any]:
     document = copy.deepcopy(BUILD)
     document["metadata"]["name"] = name
-    document["spec"]["artifacts"]["uri"] = f"file://{artifacts}"
     document["spec"].update(spec)
     return document
+
+
+def stored_customers(store: Store, namespace: str, folder: Path) -> tuple[Path, dict[str, str]]:
+    """The customers table in the team's folder of the store, and the dataset that names it."""
+    local = customers(folder / "customers.csv")
+    uri = store.write(store.uri(namespace, "data", "customers.csv"), local.read_bytes())
+    return local, {"uri": uri, "target": "churned", "credentialsSecret": STORAGE_SECRET}
 
 
 class Listener:
@@ -210,7 +218,7 @@ def test_objects_of_the_same_name_are_never_taken_over_nor_deleted(
     assert "Service shop already exists and is not this resource's" in message
     mallory.apply(deployment(replicas=1) | {"metadata": {"name": "web"}})  # its canary and autoscaler names are taken
     ready(mallory, "md", "web")
-    mallory.apply(build("b1", tmp_path))  # its Job's name is taken
+    mallory.apply(build("b1"))  # its Job's name is taken
     failed = phase(mallory, "b1")["status"]
     assert failed["phase"] == "Failed" and failed["failureReason"] == "NameTaken"
 
@@ -277,7 +285,7 @@ def test_only_an_approver_makes_a_version_servable(
     refused(mallory, self_approving, "spec.validation.autoApprove: only approvers may create a version that approves")
     refused(
         mallory,
-        build("auto", tmp_path, approval={"mode": "AutoWhenValidated"}),
+        build("auto", approval={"mode": "AutoWhenValidated"}),
         "spec.approval.mode: only approvers may ask for AutoWhenValidated",
         f"{MALLORY} is not one",
     )
@@ -311,7 +319,7 @@ def test_only_an_approver_makes_a_version_servable(
     impostor["metadata"]["name"] = "cancer-v5"
     impostor["metadata"]["labels"]["modelops.io/build"] = "cancer-1"
     mallory.apply(impostor)
-    mallory.apply(build("cancer-1", tmp_path))
+    mallory.apply(build("cancer-1"))
     built = phase(mallory, "cancer-1")["status"]
     assert built["phase"] == "Succeeded" and built["modelVersion"] == "cancer-v6", built
     assert "VersionNotAdopted" in {e["reason"] for e in events(kubectl, "cancer-1")}
@@ -326,22 +334,29 @@ def test_only_an_approver_makes_a_version_servable(
 
 
 @pytest.fixture
-def neighbour(kubectl: Kubectl) -> Iterator[Kubectl]:
+def neighbour(kubectl: Kubectl, store: Store) -> Iterator[Kubectl]:
     """A second team's namespace."""
     name = f"{kubectl.namespace[:50]}-b"
     admin = Kubectl(kubectl.tools)
     admin.run("create", "namespace", name)
+    admin.run("label", "namespace", name, RESTRICTED)
+    admin.apply(store.objects.secret_manifest(name))
     yield Kubectl(kubectl.tools, name)
     admin.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 def test_namespaces_share_no_storage_and_no_metrics(
-    kubectl: Kubectl, neighbour: Kubectl, prometheus: Prometheus, forest: dict, tmp_path: Path
+    kubectl: Kubectl,
+    neighbour: Kubectl,
+    prometheus: Prometheus,
+    forest: dict,
+    store: Store,
+    operator_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    store = tmp_path / "store"
     env = {
-        **OPERATOR_ENV,
-        "MODELOPS_ARTIFACT_PREFIXES": f"file://{store}/{{namespace}}/",
+        **operator_env,
+        "MODELOPS_ARTIFACT_PREFIXES": store.uri("{namespace}") + "/",
         "MODELOPS_PROMETHEUS_URLS": prometheus.url,
     }
     watching = Operator(tmp_path / "operator.log", namespaces=[kubectl.namespace, neighbour.namespace], env=env)
@@ -352,9 +367,9 @@ def test_namespaces_share_no_storage_and_no_metrics(
         watching.stop()
 
 
-def _two_teams(team_a: Kubectl, team_b: Kubectl, prometheus: Prometheus, store: Path) -> None:
+def _two_teams(team_a: Kubectl, team_b: Kubectl, prometheus: Prometheus, store: Store) -> None:
     for team in (team_a, team_b):  # the same build, model and store in both namespaces
-        team.apply(build("cancer-1", store))
+        team.apply(build("cancer-1"))
     records = {}
     for team in (team_a, team_b):
         assert phase(team, "cancer-1")["status"]["phase"] == "Succeeded"
@@ -363,7 +378,7 @@ def _two_teams(team_a: Kubectl, team_b: Kubectl, prometheus: Prometheus, store: 
     assert len(uris) == 2, "both namespaces' builds wrote the same file"
     for namespace, artifact in records.items():
         assert f"/{namespace}/cancer/cancer-1/" in artifact["uri"]
-        content = Path(artifact["uri"].removeprefix("file://")).read_bytes()
+        content = store.read(artifact["uri"])
         assert f"sha256:{hashlib.sha256(content).hexdigest()}" == artifact["digest"], f"{namespace}'s was overwritten"
 
     # Team B serves team A's file, approved by a careless approver: outside B's artifact location, it never serves.
@@ -393,17 +408,14 @@ def _two_teams(team_a: Kubectl, team_b: Kubectl, prometheus: Prometheus, store: 
     ready(team_a, "md", "cancer")
     pods = team_a.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
     prometheus.set_targets([f"{p['status']['podIP']}:3000" for p in pods], team_a.namespace)  # only team A's pods
-    with Traffic(
-        lambda: ready_pod_addresses(team_a.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]), RECORDS
-    ):
+    with Traffic(service_url(team_a.get("service", "cancer")), RECORDS):
         eventually(lambda: (team_a.get("mm", "watch").get("status") or {}).get("samples", 0) > 0, what="A sees traffic")
     status_b = team_b.get("mm", "watch").get("status") or {}
     assert not status_b.get("samples"), "team B's monitor counted team A's requests"
     assert "baseline" in stalled(team_b, "mm", "watch", "MetricsUnavailable")
 
     # Had B's build overwritten A's file, A's servers would refuse it on their next start: A's deployment says so.
-    a_file = Path(records[team_a.namespace]["uri"].removeprefix("file://"))
-    a_file.write_bytes(Path(records[team_b.namespace]["uri"].removeprefix("file://")).read_bytes())
+    store.write(records[team_a.namespace]["uri"], store.read(records[team_b.namespace]["uri"]))
     team_a.run("delete", "pods", "-l", "app.kubernetes.io/instance=cancer", "--wait=false")
     message = stalled(team_a, "md", "cancer", "ServerFailing", timeout=120)
     assert "is not the approved one" in message and records[team_a.namespace]["digest"] in message, message
@@ -445,12 +457,11 @@ def test_a_serving_version_cannot_be_deleted_nor_archived(
 
 
 def test_no_secret_nor_personal_value_leaves_a_build_or_a_server(
-    kubectl: Kubectl, mallory: Kubectl, approver: Kubectl, operator: Operator, tmp_path: Path
+    kubectl: Kubectl, mallory: Kubectl, approver: Kubectl, operator: Operator, store: Store, tmp_path: Path
 ) -> None:
-    data = customers(tmp_path / "customers.csv")
-    dataset = {"uri": f"file://{data}", "target": "churned"}
+    data, dataset = stored_customers(store, kubectl.namespace, tmp_path)
     trainer = {"estimator": {"className": "sklearn.tree.DecisionTreeClassifier", "params": {"max_depth": 3}}}
-    mallory.apply(build("careless", tmp_path / "store", dataset=dataset, trainer=trainer, evaluation={}))
+    mallory.apply(build("careless", dataset=dataset, trainer=trainer, evaluation={}))
     done = phase(mallory, "careless")["status"]
     assert done["phase"] == "Succeeded", done
     warning = condition(mallory, "mb", "careless", "PersonalDataUnprotected")
@@ -459,7 +470,7 @@ def test_no_secret_nor_personal_value_leaves_a_build_or_a_server(
     assert "PersonalDataUnprotected" in {e["reason"] for e in events(kubectl, "careless") if e["type"] == "Warning"}
 
     # scikit-learn quotes the value it choked on; the build says what failed, without the value.
-    quoting = build("quoting", tmp_path / "store", task="regression", dataset={**dataset, "target": "email"})
+    quoting = build("quoting", task="regression", dataset={**dataset, "target": "email"})
     quoting["spec"]["trainer"] = {"estimator": {"className": "sklearn.linear_model.LinearRegression"}}
     mallory.apply(quoting)
     assert phase(mallory, "quoting")["status"]["phase"] == "Failed"
@@ -472,7 +483,7 @@ def test_no_secret_nor_personal_value_leaves_a_build_or_a_server(
     ready(mallory, "md", "cancer")
     (address,) = ready_pod_addresses(kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"])
     rows = [{k: v for k, v in r.items() if k != "churned"} for r in _rows(data)[:10]]
-    answer = httpx.post(f"http://{address}:3000/predict", json={"records": rows}, timeout=30)
+    answer = httpx.post(f"{service_url(kubectl.get('service', 'cancer'))}/predict", json={"records": rows}, timeout=30)
     assert answer.status_code == 200, answer.text
     scraped = httpx.get(f"http://{address}:3000/metrics", timeout=10).text
     assert 'feature="plan"' in scraped, "the features are counted"
@@ -497,17 +508,16 @@ def test_every_accepted_spec_works_or_says_why(
     operator: Operator,
     forest: dict,
     listener: Listener,
+    store: Store,
     tmp_path: Path,
 ) -> None:
     # A namespace developer (Kubernetes' own edit role, which holds ModelOps' user role) names a salt Secret that is
     # not there yet: the build waits, says so, and trains once the Secret exists.
     kubectl.run("create", "rolebinding", "dev-edits", "--clusterrole=edit", "--user=dev")
     dev = kubectl.as_user("dev")
-    data = customers(tmp_path / "customers.csv")
+    _, dataset = stored_customers(store, kubectl.namespace, tmp_path)
     private = {"hash": ["customer_id"], "drop": ["email"], "saltSecretRef": {"name": "salt", "key": "salt"}}
-    dev.apply(
-        build("salted", tmp_path / "store", dataset={"uri": f"file://{data}", "target": "churned"}, privacy=private)
-    )
+    dev.apply(build("salted", dataset=dataset, privacy=private))
     assert 'secret "salt" not found' in stalled(dev, "mb", "salted", "TrainerCannotStart")
     assert dev.get("mb", "salted")["status"]["phase"] == "Pending"
     dev.run("create", "secret", "generic", "salt", f"--from-literal=salt={uuid.uuid4().hex}")
@@ -517,7 +527,7 @@ def test_every_accepted_spec_works_or_says_why(
     dummy = "sklearn.dummy.DummyClassifier"
     for name, size in (("large", 150_000), ("huge", 250_000)):
         estimator = {"className": dummy, "params": {"strategy": "prior", "constant": "x" * size}}
-        document = build(name, tmp_path / "store", trainer={**BUILD["spec"]["trainer"], "estimator": estimator})
+        document = build(name, trainer={**BUILD["spec"]["trainer"], "estimator": estimator})
         mallory.run("create", "-f", "-", stdin=json.dumps(document))  # `apply` would copy it into an annotation
     assert phase(mallory, "large")["status"]["phase"] == "Succeeded"
     assert phase(mallory, "huge")["status"]["failureReason"] == "ConfigTooLarge"
@@ -547,10 +557,7 @@ def test_every_accepted_spec_works_or_says_why(
         ),
         what="the URL refused",
     )
-    with Traffic(
-        lambda: ready_pod_addresses(kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]),
-        [{"mean radius": 1.0}],
-    ):
+    with Traffic(service_url(kubectl.get("service", "cancer")), [{"mean radius": 1.0}]):
         eventually(lambda: condition(mallory, "mm", "watch", "ErrorRateHigh"), what="an alert that would be sent")
     assert listener.requests == [] and "t0ken" not in json.dumps(kubectl.get("mm", "watch")) + operator.log()
     monitor["spec"]["interval"] = "0s"
@@ -563,18 +570,25 @@ def test_every_accepted_spec_works_or_says_why(
 def test_a_build_cannot_borrow_rights_its_author_lacks(kubectl: Kubectl, mallory: Kubectl, tmp_path: Path) -> None:
     kubectl.run("create", "serviceaccount", "deployer")
     kubectl.run("create", "secret", "generic", "db-creds", "--from-literal=AWS_SECRET_ACCESS_KEY=x")
-    as_deployer = build("borrow-sa", tmp_path)
+    as_deployer = build("borrow-sa")
     as_deployer["spec"]["trainer"] = {**as_deployer["spec"]["trainer"], "serviceAccountName": "deployer"}
     refused(mallory, as_deployer, "spec.trainer.serviceAccountName: the trainer would run as ServiceAccount deployer")
-    with_secret = build("borrow-secret", tmp_path)
+    with_secret = build("borrow-secret")
     with_secret["spec"]["dataset"] = {**with_secret["spec"]["dataset"], "credentialsSecret": "db-creds"}
-    refused(mallory, with_secret, "the trainer would read Secret db-creds, and mallory may not read all of it")
+    refused(
+        mallory,
+        with_secret,
+        "the trainer would read Secret db-creds, modelops-storage, and mallory may not read all of it",
+    )
     retraining = example_monitor()
     retraining["spec"]["retrain"]["template"]["trainer"]["serviceAccountName"] = "deployer"
     refused(mallory, retraining, "spec.retrain.template.trainer.serviceAccountName")
+    # Servers get their runtime's Secret in their environment, and may run an image of her choosing.
+    serving = deployment(runtime={"credentialsSecret": "db-creds", "image": "mallory/exfiltrate:1"})
+    refused(mallory, serving, "spec.runtime.credentialsSecret: the servers would read Secret db-creds")
 
     # Somebody who may create pods in the namespace may do all of it anyway: nothing is refused them.
     kubectl.run("create", "rolebinding", "dev-edits", "--clusterrole=edit", "--user=dev")
-    for document in (as_deployer, with_secret, retraining):
+    for document in (as_deployer, with_secret, retraining, serving):
         done = kubectl.as_user("dev").apply(document, "--dry-run=server", check=False)
         assert done.returncode == 0, done.stderr

@@ -43,12 +43,13 @@ def training_job_changed(body: kopf.Body, **_: Any) -> None:
 
 
 def _trainer_waits(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") == "Pending"
+    return status.get("phase") in ("Pending", "Running")
 
 
 @kopf.timer(GROUP, VERSION, "modelbuilds", interval=10, idle=5, when=_trainer_waits)
 def pending_tick(body: kopf.Body, **_: Any) -> None:
-    """A pod that waits (for a Secret, an image) changes nothing of its Job: look at it again."""
+    """A pod that waits (for a Secret, an image) changes nothing of its Job once the Job counts it active: look at
+    it again."""
     settle(dict(body))
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 
 class AlertReceiver:
-    """Listens on loopback; with `refuse_first`, answers the first delivery 500, so senders' retries show."""
+    """Listens on loopback (or the node's address, for an operator in a pod); with `refuse_first`, answers the first
+    delivery 500, so senders' retries show."""
 
-    def __init__(self, refuse_first: bool = False) -> None:
+    def __init__(self, refuse_first: bool = False, host: str = "127.0.0.1") -> None:
         self.received: list[dict[str, Any]] = []
         self.refused = 0
         receiver = self
@@ -30,9 +31,9 @@ class AlertReceiver:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         #: The token stands for whatever secret a real receiver's URL holds: it must never show up anywhere.
-        self.prefix = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.prefix = f"http://{host}:{self.server.server_address[1]}/alerts"
         self.url = f"{self.prefix}?token=s3cret"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

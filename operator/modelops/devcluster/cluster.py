@@ -1,6 +1,7 @@
 """Start, check and stop the local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler with
-TLS and Node+RBAC authorization; a real node (containerd, kubelet, kube-proxy, CoreDNS: see `node.py`); and kwok
-with one fake node.
+TLS and Node+RBAC authorization, and a real node (containerd, kubelet, kube-proxy, CoreDNS and an S3 server: see
+`node.py`) on which every pod runs as a container. A kwok-only cluster (`real_node=False`) fakes every pod on a
+fake node instead, for benchmarks whose point is thousands of pods; it needs no root.
 
 The processes outlive the command that started them (tests and the demo reuse one cluster); their PIDs,
 ports and logs live in the state directory, so `down` can stop exactly what `up` started.
@@ -16,7 +17,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,29 +25,18 @@ from pathlib import Path
 import httpx
 import yaml
 
-from modelops.resources.meta import RUNTIME_LABEL
-
 from . import images, node, pki
 from .host import Host, check_can_run_node
+from .objectstore import ObjectStore
 from .toolchain import Toolchain, cache_root, ensure_toolchain
 
-NODE_NAME = "kwok-node-0"
+#: The fake node of a kwok-only cluster.
+FAKE_NODE_NAME = "kwok-node-0"
 SERVICE_CIDR = node.SERVICE_CIDR
 #: kwok's fake pod addresses: apart from the real node's bridge subnet.
 KWOK_CIDR = "10.245.0.0/16"
-NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
-COMPONENTS = (
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kwok",
-    "podrunner",
-    *NODE_COMPONENTS,
-)
-#: Until artifacts travel through object storage, runtime pods run on the kwok node (the pod runner) and the real
-#: node takes only pods that tolerate this taint.
-REAL_NODE_TAINT = {"key": "modelops.io/node", "value": "real", "effect": "NoSchedule"}
+NODE_COMPONENTS = ("versitygw", "containerd", "kubelet", "kube-proxy", "coredns")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", *NODE_COMPONENTS)
 
 
 class ClusterError(RuntimeError):
@@ -126,11 +115,10 @@ def _kubeconfig(server: str, ca: Path, client: pki.KeyPair, user: str) -> dict:
 class Cluster:
     """The local control plane."""
 
-    def __init__(self, log: Callable[[str], None] = print, *, real_runtime_pods: bool = True) -> None:
-        """`real_runtime_pods=False` lets kwok fake every pod (no real node, no pod runner, no root needed): for
-        scale tests of the operator."""
+    def __init__(self, log: Callable[[str], None] = print, *, real_node: bool = True) -> None:
+        """`real_node=False` lets kwok fake every pod on a fake node (no root needed): for scale benchmarks."""
         self.log = log
-        self.real_runtime_pods = real_runtime_pods
+        self.real_node = real_node
         self.dir = state_dir()
         self.pki_dir = self.dir / "pki"
         self.log_dir = self.dir / "logs"
@@ -189,16 +177,16 @@ class Cluster:
 
     def _start_all(self, timeout: float) -> Path:
         self.down(quiet=True)
-        if self.real_runtime_pods:
+        if self.real_node:
             check_can_run_node()
         tools = ensure_toolchain(self.log)
-        pause = images.pause_image(self.log) if self.real_runtime_pods else None
+        pause = images.pause_image(self.log) if self.real_node else None
         self._forget_all_but_logs()
         for d in (self.pki_dir, self.log_dir, self.dir / "etcd"):
             d.mkdir(parents=True, exist_ok=True)
         api_port, etcd_port, etcd_peer_port = free_ports(3)
         state = State(api_port=api_port, etcd_port=etcd_port, etcd_peer_port=etcd_peer_port)
-        if self.real_runtime_pods:
+        if self.real_node:
             host = Host.record()
             host.save(self.dir / "host.json")
             host.prepare()
@@ -213,13 +201,12 @@ class Cluster:
             self._wait(deadline, self.api_ready, "kube-apiserver")
             self._start(state, "kube-controller-manager", self._controller_manager_args(tools, certs))
             self._start(state, "kube-scheduler", self._scheduler_args(tools, certs))
-            self._start(state, "kwok", self._kwok_args(tools))
-            if self.real_runtime_pods:
-                self._start(state, "podrunner", self._podrunner_args())
-            self._register_node(tools)
-            self._wait(deadline, lambda: self._node_ready(tools, NODE_NAME), f"node {NODE_NAME} (kwok)")
             if pause is not None:
                 self._start_node(tools, state, certs, pause, deadline)
+            else:
+                self._start(state, "kwok", self._kwok_args(tools))
+                self._register_fake_node(tools)
+                self._wait(deadline, lambda: self._node_ready(tools, FAKE_NODE_NAME), f"node {FAKE_NODE_NAME} (kwok)")
             self._wait(deadline, lambda: self._default_service_account(tools), "kube-controller-manager")
         except Exception:
             self.down(quiet=True)
@@ -243,11 +230,15 @@ class Cluster:
         """containerd with the pause image, then the kubelet, kube-proxy and CoreDNS; sysctls the kubelet set at
         start go back once the node is Ready."""
         layout = self.layout
+        store = ObjectStore.create(node.NODE_ADDRESS, free_port())
+        store.save(self.dir / "objectstore.json")
+        (layout.root / "objects" / store.bucket).mkdir(parents=True)
+        self._start(state, "versitygw", store.server_args(tools.versitygw, layout.root / "objects"), store.server_env())
         node.write_configs(layout, self.pki_dir, kubeconfigs, pause.reference, (free_port(), free_port()))
         self._start(state, "containerd", ["containerd", f"--config={layout.config('containerd.toml')}"])
         self._wait(deadline, layout.containerd_socket.exists, "containerd")
         self.import_image(pause)
-        self._start(state, "kubelet", node.kubelet_args(tools, layout, kubeconfigs["kubelet"], REAL_NODE_TAINT))
+        self._start(state, "kubelet", node.kubelet_args(tools, layout, kubeconfigs["kubelet"]))
         self._start(state, "kube-proxy", node.kube_proxy_args(tools, layout))
         for manifest in (node.COREDNS_ROLE, node.coredns_binding()):
             done = self.kubectl(tools, "apply", "-f", "-", stdin=json.dumps(manifest))
@@ -256,6 +247,13 @@ class Cluster:
         self._start(state, "coredns", node.coredns_args(tools, layout))
         self._wait(deadline, lambda: self._node_ready(tools, node.NODE_NAME), f"node {node.NODE_NAME}")
         Host.load(self.dir / "host.json").settle()  # type: ignore[union-attr]
+
+    def object_store(self) -> ObjectStore:
+        """The S3 server the node's pods and the host share (see `objectstore.py`)."""
+        store = ObjectStore.load(self.dir / "objectstore.json")
+        if store is None:
+            raise ClusterError("the local cluster has no object store: start it with `modelops cluster up`")
+        return store
 
     def import_image(self, image: images.Image) -> None:
         """Load an image archive into the node's containerd under the reference pods name (nothing is pulled)."""
@@ -301,7 +299,6 @@ class Cluster:
             "controller-manager": ("system:kube-controller-manager", None),
             "scheduler": ("system:kube-scheduler", None),
             "kwok": ("kwok", "system:masters"),
-            "podrunner": ("modelops-podrunner", "system:masters"),
             "kubelet": (f"system:node:{node.NODE_NAME}", "system:nodes"),
             "kube-proxy": ("system:kube-proxy", None),
             "coredns": (node.COREDNS_USER, None),
@@ -356,7 +353,7 @@ class Cluster:
             "--allow-privileged=false",
             "--profiling=false",
             # A kwok-only cluster has no address pods could reach: the `kubernetes` Service keeps no endpoint.
-            f"--endpoint-reconciler-type={'lease' if self.real_runtime_pods else 'none'}",
+            f"--endpoint-reconciler-type={'lease' if self.real_node else 'none'}",
             "--v=1",
         ]
 
@@ -389,14 +386,8 @@ class Cluster:
         ]
 
     def _kwok_config(self, tools: Toolchain) -> Path:
-        """kwok's pod stages, each narrowed to pods without the runtime label (the pod runner runs those)."""
-        leave_alone = {"key": f'.metadata.labels["{RUNTIME_LABEL}"]', "operator": "DoesNotExist"}
-        stages = []
-        for path in sorted(tools.kwok_pod_stages.glob("*.yaml")):
-            stage = yaml.safe_load(path.read_text())
-            if self.real_runtime_pods:
-                stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", []).append(leave_alone)
-            stages.append(stage)
+        """kwok's own pod stages: every pod of a kwok-only cluster is faked."""
+        stages = [yaml.safe_load(path.read_text()) for path in sorted(tools.kwok_pod_stages.glob("*.yaml"))]
         path = self.dir / "kwok.yaml"
         path.write_text(yaml.safe_dump_all(stages))
         return path
@@ -413,19 +404,15 @@ class Cluster:
             f"--cidr={KWOK_CIDR}",
         ]
 
-    def _podrunner_args(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "modelops.devcluster.podrunner",
-            f"--kubeconfig={self.dir / 'podrunner.kubeconfig'}",
-            f"--state={self.dir}",
-        ]
-
-    def _start(self, state: State, name: str, args: list[str]) -> None:
+    def _start(self, state: State, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         with open(self.log_dir / f"{name}.log", "ab") as out:
             process = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
             )
         state.pids[name] = process.pid
         state.save()
@@ -448,16 +435,16 @@ class Cluster:
             text=True,
         )
 
-    def _register_node(self, tools: Toolchain) -> None:
+    def _register_fake_node(self, tools: Toolchain) -> None:
         node = {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {
-                "name": NODE_NAME,
+                "name": FAKE_NODE_NAME,
                 "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
                 "labels": {
                     "type": "kwok",
-                    "kubernetes.io/hostname": NODE_NAME,
+                    "kubernetes.io/hostname": FAKE_NODE_NAME,
                     "kubernetes.io/os": "linux",
                     "kubernetes.io/arch": "amd64",
                 },

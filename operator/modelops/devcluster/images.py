@@ -8,6 +8,7 @@ argument (`BASE`, default `python:3.11-slim`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -188,6 +189,18 @@ def pause_image(log: Callable[[str], None] = print) -> Image:
     return image
 
 
+def _forget_older_builds(buildah: Buildah, kept: Image) -> None:
+    """Each change of the sources builds a new image of about 600 MB: keep only the newest (its layers stay cached)."""
+    for archive in images_dir().glob(f"{IMAGE_NAME}-*.tar"):
+        if archive != kept.archive:
+            archive.unlink(missing_ok=True)
+    listed = buildah("images", "--format", "{{.Name}}:{{.Tag}}")
+    for reference in listed.splitlines():
+        if reference.startswith(f"localhost/{IMAGE_NAME}:dev-") and not reference.endswith(kept.reference):
+            with contextlib.suppress(ToolchainError):
+                buildah("rmi", reference)
+
+
 def debian_closure(packages: Iterable[str]) -> list[str]:
     """The packages and every package they depend on, as `name=version`, without what `LEFT_OUT` names."""
     listed = _run(
@@ -213,6 +226,9 @@ def debian_closure(packages: Iterable[str]) -> list[str]:
             current = line.rstrip(":")
         elif line.strip().startswith("Candidate:"):
             versions[current] = line.split(":", 1)[1].strip()
+    unknown = [name for name in names if versions.get(name, "(none)") == "(none)"]
+    if unknown:
+        raise ToolchainError(f"apt knows no candidate for {', '.join(unknown)}: run `apt-get update` and try again")
     return [f"{name}={versions[name]}" for name in names]
 
 
@@ -319,4 +335,5 @@ def project_image(source: Path, log: Callable[[str], None] = print) -> Image:
             cwd=source,
         )
         buildah.push_archive(image)
+        _forget_older_builds(buildah, image)
     return image

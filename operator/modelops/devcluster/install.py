@@ -1,6 +1,6 @@
 """Put the ModelOps API on the local cluster: the CRDs with the admission policies beside them, and the chart's
-approver and user roles (what `helm install` would add, without the operator Deployment, which runs from this
-checkout instead)."""
+approver and user roles (what `helm install` would add, without the operator Deployment: the tests run their own
+operators). The roles are rendered as release `modelops-dev`, so a `helm install modelops` beside them owns its own."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def install_api(tools: Toolchain, crds: Path, chart: Path) -> str:
     _kubectl(tools, "wait", "--for=condition=Established", "--timeout=60s", *definitions)
     show_only = [arg for template in ROLE_TEMPLATES for arg in ("--show-only", template)]
     rendered = subprocess.run(
-        [str(tools.helm), "template", "modelops", str(chart), "--kube-version", KUBERNETES_VERSION, *show_only],
+        [str(tools.helm), "template", "modelops-dev", str(chart), "--kube-version", KUBERNETES_VERSION, *show_only],
         capture_output=True,
         text=True,
         check=True,

@@ -161,9 +161,8 @@ def kubelet_config(layout: NodeLayout, pki: Path) -> dict:
     }
 
 
-def kubelet_args(tools: Toolchain, layout: NodeLayout, kubeconfig: Path, taint: dict[str, str] | None) -> list[str]:
+def kubelet_args(tools: Toolchain, layout: NodeLayout, kubeconfig: Path) -> list[str]:
     """`--oom-score-adj=0`: the kubelet may not lower its own oom score here either (no CAP_SYS_RESOURCE)."""
-    taints = [f"--register-with-taints={taint['key']}={taint['value']}:{taint['effect']}"] if taint else []
     return [
         str(tools.kubelet),
         f"--config={layout.config('kubelet.json')}",
@@ -173,7 +172,6 @@ def kubelet_args(tools: Toolchain, layout: NodeLayout, kubeconfig: Path, taint: 
         f"--root-dir={layout.kubelet_dir}",
         "--oom-score-adj=0",
         "--node-labels=modelops.io/node=real",
-        *taints,
         "--v=1",
     ]
 

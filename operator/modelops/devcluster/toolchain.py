@@ -22,6 +22,8 @@ from pathlib import Path
 KUBERNETES_VERSION = "1.34.4"
 KWOK_VERSION = "0.7.0"
 HELM_VERSION = "3.19.0"
+#: The dev cluster's S3 server (Apache-2.0; MinIO's AGPL is not for us).
+VERSITYGW_VERSION = "1.8.0"
 #: The CoreDNS release that requires the same client-go minor as Kubernetes: it builds inside the same wrapper
 #: module, so it shares the compiled client-go instead of bringing a dependency set of its own.
 COREDNS_VERSION = "1.13.2"
@@ -57,6 +59,7 @@ class Toolchain:
     etcd: Path
     coredns: Path
     kwok: Path
+    versitygw: Path
     kwok_pod_stages: Path
     helm: Path
 
@@ -248,6 +251,10 @@ def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
             _go_install(f"sigs.k8s.io/kwok/cmd/kwok@v{KWOK_VERSION}", kwok_bin, log)
         if not kwok_stages.exists():
             _copy_kwok_pod_stages(kwok_stages)
+    versitygw_bin = root / f"versitygw-v{VERSITYGW_VERSION}" / "bin"
+    with build_lock("versitygw"):
+        if not (versitygw_bin / "versitygw").exists():
+            _go_install(f"github.com/versity/versitygw/cmd/versitygw@v{VERSITYGW_VERSION}", versitygw_bin, log)
     with build_lock("helm"):
         if not (helm_bin / "helm").exists():
             _go_install(f"helm.sh/helm/v3/cmd/helm@v{HELM_VERSION}", helm_bin, log)
@@ -261,6 +268,7 @@ def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
         etcd=k8s_bin / "etcd",
         coredns=coredns_bin / "coredns",
         kwok=kwok_bin / "kwok",
+        versitygw=versitygw_bin / "versitygw",
         kwok_pod_stages=kwok_stages,
         helm=helm_bin / "helm",
     )

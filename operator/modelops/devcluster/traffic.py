@@ -1,7 +1,7 @@
-"""Requests to a deployment's server pods, for the demo and the tests.
+"""Requests to a deployment's Service, for the demo and the tests.
 
-The dev cluster gives pods loopback addresses, which Kubernetes refuses as Service endpoints, and has no kube-proxy:
-so traffic goes to every ready pod in turn, by address, as a Service would spread it.
+Each request opens a connection of its own, so kube-proxy spreads them over the ready pods as it spreads any
+caller's: a canary with one replica in four gets about a quarter of them.
 """
 
 from __future__ import annotations
@@ -9,32 +9,27 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
 
-SERVER_PORT = 3000
-
 
 class Traffic:
-    """A background thread that posts batches of records to every pod `addresses()` names, until stopped."""
+    """A background thread that posts batches of records to `url`'s /predict, until stopped."""
 
-    def __init__(
-        self, addresses: Callable[[], Iterable[str]], records: list[dict[str, Any]], batch: int = 20, pause: float = 0.1
-    ) -> None:
-        self.addresses = addresses
+    def __init__(self, url: str, records: list[dict[str, Any]], batch: int = 20, pause: float = 0.05) -> None:
+        self.url = url
         self.batches = itertools.cycle([records[i : i + batch] for i in range(0, len(records), batch)])
         self.pause = pause
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=5) as client:
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(timeout=5, limits=no_reuse) as client:
             while not self._stop.is_set():
-                for address in self.addresses():
-                    with contextlib.suppress(httpx.HTTPError):
-                        client.post(f"http://{address}:{SERVER_PORT}/predict", json={"records": next(self.batches)})
+                with contextlib.suppress(httpx.HTTPError):
+                    client.post(f"{self.url}/predict", json={"records": next(self.batches)})
                 self._stop.wait(self.pause)
 
     def __enter__(self) -> Traffic:
@@ -46,11 +41,16 @@ class Traffic:
         self._thread.join(timeout=10)
 
 
+def service_url(service: dict[str, Any]) -> str:
+    """The Service's ClusterIP address, reachable from the node's host through kube-proxy."""
+    return f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
+
+
 def ready_pod_addresses(pods: list[dict[str, Any]]) -> list[str]:
-    """The loopback addresses of the pods the pod runner started and that answer."""
+    """The pod-network addresses of the pods that are Ready (to ask one pod, not the Service)."""
     return [
         pod["status"]["podIP"]
         for pod in pods
-        if pod.get("status", {}).get("podIP", "").startswith("127.")
+        if pod.get("status", {}).get("podIP")
         and any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
     ]

@@ -56,3 +56,8 @@ def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def env_from_secrets(*names: str | None) -> list[dict[str, Any]]:
+    """`envFrom` for the Secrets a spec names (each once, in order): credentials of a dataset or an artifact store."""
+    return [{"secretRef": {"name": name}} for name in dict.fromkeys(n for n in names if n)]

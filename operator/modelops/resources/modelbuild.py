@@ -115,8 +115,8 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
         ],
         "terminationMessagePolicy": "File",
     }
-    if spec.dataset.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": spec.dataset.credentials_secret}}]
+    if secrets := meta.env_from_secrets(spec.dataset.credentials_secret, spec.artifacts.credentials_secret):
+        container["envFrom"] = secrets
     if trainer.resources:
         container["resources"] = trainer.resources.to_api()
     pod_spec: dict[str, Any] = {

@@ -164,6 +164,8 @@ def server_deployment(
     }
     if runtime and runtime.resources:
         container["resources"] = runtime.resources.to_api()
+    if runtime and runtime.credentials_secret:
+        container["envFrom"] = meta.env_from_secrets(runtime.credentials_secret)
     manifest: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

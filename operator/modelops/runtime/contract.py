@@ -27,7 +27,7 @@ MODEL_VERSION_ENV = "MODELOPS_MODEL_VERSION"
 MODEL_TAG_ENV = "MODELOPS_MODEL_TAG"
 SALT_ENV = "MODELOPS_PRIVACY_SALT"
 TERMINATION_MESSAGE_LIMIT = 4096
-#: Where a container leaves its last word for its pod's status (the dev cluster's pod runner moves it).
+#: Where a container leaves its last word for its pod's status (a trainer run outside a pod is told elsewhere).
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LOG_ENV = "MODELOPS_TERMINATION_LOG"
 #: Exit code of a failure a retry cannot fix (bad data, bad parameters); any other non-zero code may be retried.

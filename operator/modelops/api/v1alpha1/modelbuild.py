@@ -232,6 +232,11 @@ class ArtifactsSpec(ApiModel):
         description="Base URI of the exported artifacts; each build gets its own folder below it, "
         "`<uri>/<namespace>/<model>/<build>`.",
     )
+    credentials_secret: ObjectName | None = Field(
+        default=None,
+        description="A Secret whose keys become the trainer's environment to write the artifacts, "
+        "e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL for `s3://`.",
+    )
 
 
 class ModelBuildSpec(ApiModel):

@@ -13,6 +13,7 @@ from .common import (
     Fraction,
     Image,
     ModelName,
+    ObjectName,
     ResourceRequirements,
     StatusBase,
     cel,
@@ -48,6 +49,11 @@ class RuntimeSpec(ApiModel):
     resources: ResourceRequirements | None = None
     port: int = Field(default=3000, ge=1024, le=65535, description="Port the server listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes per pod.")
+    credentials_secret: ObjectName | None = Field(
+        default=None,
+        description="A Secret whose keys become the server's environment to read the version's artifact, "
+        "e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL for `s3://`.",
+    )
 
 
 class CanaryStep(ApiModel):
