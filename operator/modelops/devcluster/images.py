@@ -20,8 +20,9 @@ from pathlib import Path
 
 from .toolchain import ToolchainError, build_lock, cache_root
 
-PAUSE_REFERENCE = "registry.k8s.io/pause:3.10"
-IMAGE_NAME = "modelops"
+#: Images built here are named under `localhost/`: the kubelet looks them up as they are, and no registry is asked.
+PAUSE_REFERENCE = "localhost/modelops-pause:3.10"
+IMAGE_NAME = "localhost/modelops"
 
 #: Python 3.11 and what the Dockerfile's steps run (`sh`, `rm`; `python3 -m venv` for the build stage's uv).
 BASE_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "python3.11-venv", "dash", "coreutils", "libstdc++6")
@@ -69,20 +70,6 @@ class Image:
 
     reference: str
     archive: Path
-
-    @property
-    def full_reference(self) -> str:
-        """The name containerd keeps it under: the kubelet looks `modelops:x` up as `docker.io/library/modelops:x`."""
-        return normalized(self.reference)
-
-
-def normalized(reference: str) -> str:
-    first, _, rest = reference.partition("/")
-    if not rest:
-        return f"docker.io/library/{reference}"
-    if "." in first or ":" in first or first == "localhost":
-        return reference
-    return f"docker.io/{reference}"
 
 
 def images_dir() -> Path:
@@ -156,7 +143,7 @@ class Buildah:
             "--signature-policy",
             str(self.policy),
             image.reference,
-            f"oci-archive:{partial}:{image.full_reference}",
+            f"oci-archive:{partial}:{image.reference}",
         )
         partial.rename(image.archive)
 
@@ -191,12 +178,12 @@ def pause_image(log: Callable[[str], None] = print) -> Image:
 
 def _forget_older_builds(buildah: Buildah, kept: Image) -> None:
     """Each change of the sources builds a new image of about 600 MB: keep only the newest (its layers stay cached)."""
-    for archive in images_dir().glob(f"{IMAGE_NAME}-*.tar"):
+    for archive in images_dir().glob("modelops-*.tar"):
         if archive != kept.archive:
             archive.unlink(missing_ok=True)
     listed = buildah("images", "--format", "{{.Name}}:{{.Tag}}")
     for reference in listed.splitlines():
-        if reference.startswith(f"localhost/{IMAGE_NAME}:dev-") and not reference.endswith(kept.reference):
+        if reference.startswith(f"{IMAGE_NAME}:dev-") and reference != kept.reference:
             with contextlib.suppress(ToolchainError):
                 buildah("rmi", reference)
 
@@ -311,7 +298,7 @@ def project_image(source: Path, log: Callable[[str], None] = print) -> Image:
     base = base_image(log)
     files = project_inputs(source)
     key = _digest([base.encode(), *(str(p.relative_to(source)).encode() + p.read_bytes() for p in files)])
-    image = Image(f"{IMAGE_NAME}:dev-{key}", images_dir() / f"{IMAGE_NAME}-{key}.tar")
+    image = Image(f"{IMAGE_NAME}:dev-{key}", images_dir() / f"modelops-{key}.tar")
     with build_lock("image-project"):
         if image.archive.exists():
             return image
