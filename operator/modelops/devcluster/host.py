@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -215,7 +216,7 @@ class Host:
                 elif line.startswith("-A ") and (table, line.split()[1]) not in ours:
                     jumps = re.search(r"-[jg] (\S+)", line)
                     if jumps and (table, jumps.group(1)) in ours:
-                        subprocess.run([command, "-t", table, "-D", *_split(line[3:])], capture_output=True)
+                        subprocess.run([command, "-t", table, "-D", *shlex.split(line[3:])], capture_output=True)
             for table, chain in ours:
                 subprocess.run([command, "-t", table, "-F", chain], capture_output=True)
             for table, chain in ours:
@@ -236,12 +237,6 @@ class Host:
                 subprocess.run(["umount", f"/run/netns/{name}"], capture_output=True)
                 with contextlib.suppress(OSError):
                     os.unlink(f"/run/netns/{name}")
-
-
-def _split(rule: str) -> list[str]:
-    import shlex
-
-    return shlex.split(rule)
 
 
 def _our_cgroups() -> list[Path]:

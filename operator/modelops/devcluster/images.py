@@ -25,8 +25,15 @@ PAUSE_REFERENCE = "localhost/modelops-pause:3.10"
 IMAGE_NAME = "localhost/modelops"
 
 #: Python 3.11 and what the Dockerfile's steps run (`sh`, `rm`; `python3 -m venv` for the build stage's uv).
-BASE_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "python3.11-venv", "dash", "coreutils", "libstdc++6")
-BASE_PACKAGES += ("ca-certificates",)
+BASE_PACKAGES = (
+    "python3.11-minimal",
+    "libpython3.11-stdlib",
+    "python3.11-venv",
+    "dash",
+    "coreutils",
+    "libstdc++6",
+    "ca-certificates",
+)
 #: In the closure, but nothing in the image runs them: a package manager, perl, and what only maintainer
 #: scripts use (they never run: packages are unpacked, not installed).
 LEFT_OUT = {

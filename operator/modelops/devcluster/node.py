@@ -26,7 +26,6 @@ CGROUP_ROOT = "/modelops"
 CLUSTER_DOMAIN = "cluster.local"
 #: Plugins where Debian installs them.
 CNI_BIN_DIR = Path("/usr/lib/cni")
-PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack", "buildah")
 
 
 @dataclass(frozen=True)
