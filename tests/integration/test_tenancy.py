@@ -518,7 +518,13 @@ def test_every_accepted_spec_works_or_says_why(
     _, dataset = stored_customers(store, kubectl.namespace, tmp_path)
     private = {"hash": ["customer_id"], "drop": ["email"], "saltSecretRef": {"name": "salt", "key": "salt"}}
     dev.apply(build("salted", dataset=dataset, privacy=private))
-    assert 'secret "salt" not found' in stalled(dev, "mb", "salted", "TrainerCannotStart")
+    stalled(dev, "mb", "salted", "TrainerCannotStart")
+    # The kubelet's first word can be "failed to sync secret cache"; its next attempts name the missing Secret.
+    eventually(
+        lambda: 'secret "salt" not found' in condition(dev, "mb", "salted", "Stalled").get("message", ""),
+        timeout=120,
+        what="the build to name the missing Secret",
+    )
     assert dev.get("mb", "salted")["status"]["phase"] == "Pending"
     dev.run("create", "secret", "generic", "salt", f"--from-literal=salt={uuid.uuid4().hex}")
     assert phase(dev, "salted")["status"]["phase"] == "Succeeded"
