@@ -27,19 +27,24 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 
-## lock: re-resolve the lock files from pyproject.toml (hashes, no index URLs); the image's has no dev tools
+## lock: re-resolve the lock files from pyproject.toml (hashes, no index URLs); the image's has no dev tools, the
+## operator's only what the operator itself needs (a test installs it alone and starts the operator)
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock: | $(UV)
 	$(UV) pip compile -q pyproject.toml --extra runtime --extra dev $(LOCK_FLAGS) -o requirements.lock
 	$(UV) pip compile -q pyproject.toml --extra runtime $(LOCK_FLAGS) -o requirements-image.lock
+	$(UV) pip compile -q pyproject.toml $(LOCK_FLAGS) -c requirements.lock -o requirements-operator.lock
 
 ## crds: regenerate crds/ from the API models
 crds: install
 	$(BIN)/modelops crds --directory crds
 
+## lint: ruff, the type checker (mypy, strict) and the layers (import-linter, contracts in pyproject.toml)
 lint: install
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff check --fix operator tests bench

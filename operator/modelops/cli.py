@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelops.contract.serving import SERVER_PORT
+
 if TYPE_CHECKING:
     from modelops.client import Client
 
@@ -311,13 +313,13 @@ def train() -> None:
 
 
 @app.command()
-def serve(port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000) -> None:
+def serve(port: Annotated[int, typer.Option(help="Port to listen on.")] = SERVER_PORT) -> None:
     """Serve a model version over HTTP (the command a ModelDeployment's pods run)."""
     import os
     import shutil
     import sys
 
-    from modelops.runtime.contract import MODEL_TAG_ENV
+    from modelops.contract.serving import MODEL_TAG_ENV
     from modelops.runtime.serve import prepare
 
     tag = prepare()

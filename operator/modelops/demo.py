@@ -81,7 +81,7 @@ class Demo:
     def condition(self, kind: str, name: str, type_: str) -> str:
         return self.field(kind, name, f'{{.status.conditions[?(@.type=="{type_}")].status}}')
 
-    def modelops(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def modelops(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The `modelops` command as a person types it, shown first, in the demo namespace."""
         command = ["modelops", *args, "-n", NAMESPACE]
         console.print(f"  [dim]$ {escape(shlex.join(command))}[/]", highlight=False)

@@ -33,7 +33,7 @@ def argocd_cm(namespace: str, data: dict[str, str]) -> dict[str, Any]:
 
 
 @kopf.on.startup()
-def install_health_checks(logger: logging.Logger, **_: Any) -> None:
+def install_health_checks(logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
     if not (config.ARGOCD_NAMESPACE and config.ARGOCD_HEALTH_DIR):
         return
     data = health_checks(Path(config.ARGOCD_HEALTH_DIR))

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 
+from modelops.api.v1alpha1 import CustomResource
+from modelops.api.v1alpha1.common import StatusBase
 from modelops.client import server_message
 
 from .settings import FIELD_MANAGER, WORKERS
@@ -187,13 +190,25 @@ def create(manifest: dict[str, Any]) -> dict[str, Any] | None:
         raise
 
 
-def merge_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch that turns `previous` into `desired`: keys that went away become null."""
+def changes(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that turns `previous` into `desired`, holding only what differs (a key that went away
+    becomes null); empty when nothing does."""
     patch: dict[str, Any] = {key: None for key in previous if key not in desired}
     for key, value in desired.items():
         old = previous.get(key)
-        patch[key] = merge_patch(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
+        if value == old:
+            continue
+        patch[key] = changes(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
     return patch
+
+
+def write_status(obj: CustomResource, read: StatusBase | None, status: StatusBase) -> None:
+    """Write what changed between the status `obj` was read with and `status`, in one merge patch, or nothing when
+    nothing did. Kopf's own bookkeeping (`status.kopf`) is left to Kopf."""
+    before = {k: v for k, v in (read.to_api() if read else {}).items() if k != "kopf"}
+    patch = changes(before, {k: v for k, v in status.to_api().items() if k != "kopf"})
+    if patch:
+        patch_status(obj.api_version, obj.crd.kind, obj.metadata.namespace or "", obj.metadata.name, patch)
 
 
 def patch_status(api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -10,9 +10,10 @@ Every series about a resource carries that resource's own `namespace` label, so 
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import prometheus_client
+
+from modelops.api.v1alpha1 import ModelDeploymentStatus
 
 OPERATOR_INFO = prometheus_client.Info("modelops_operator", "The running ModelOps operator.")
 
@@ -58,10 +59,10 @@ def rollout_decision(namespace: str, deployment: str, action: str) -> None:
     ROLLOUT_DECISIONS.labels(namespace, deployment, action).inc()
 
 
-def deployment_status(namespace: str, deployment: str, model: str, status: dict[str, Any]) -> None:
+def deployment_status(namespace: str, deployment: str, model: str, status: ModelDeploymentStatus) -> None:
     """Export a ModelDeployment's status: its canary weight and the version it serves."""
-    CANARY_WEIGHT.labels(namespace, deployment).set((status.get("rollout") or {}).get("canaryWeight") or 0)
-    version = status.get("servingVersionNumber")
+    CANARY_WEIGHT.labels(namespace, deployment).set((status.rollout.canary_weight if status.rollout else None) or 0)
+    version = status.serving_version_number
     with _lock:
         previous = _serving_model.pop((namespace, deployment), None)
         if previous is not None and (previous != model or version is None):

@@ -7,13 +7,14 @@ from typing import Any
 
 import kopf
 
-from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelBuild
+from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelBuild, ModelBuildStatus
 from modelops.resources import meta
 from modelops.resources import modelbuild as children
 from modelops.resources.conditions import kstatus, set_condition
 
 from . import kube
 from .config import POLICY, RUNTIME_IMAGE
+from .events import tell
 from .locks import object_lock
 
 KIND = "ModelBuild"
@@ -33,11 +34,11 @@ def build_changed(body: kopf.Body, **_: Any) -> None:
     "jobs",
     labels={"app.kubernetes.io/component": children.TRAINER, "app.kubernetes.io/managed-by": meta.MANAGED_BY},
 )
-def training_job_changed(body: kopf.Body, **_: Any) -> None:
+def training_job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
     owner = next((o for o in body.metadata.get("ownerReferences", []) if o.get("kind") == KIND), None)
     if owner is None:
         return
-    build = kube.get(API_VERSION, KIND, body.metadata.namespace, owner["name"])
+    build = kube.get(API_VERSION, KIND, namespace or "", owner["name"])
     if build is not None and build["metadata"]["uid"] == owner["uid"]:
         settle(build)
 
@@ -70,8 +71,7 @@ def settle(body: dict[str, Any]) -> None:
             if rejected:
                 outcome = dataclasses.replace(outcome, phase="Failed", reason="ResultRejected", message=rejected)
         version = _record_version(build, fresh, outcome) if outcome.phase == "Succeeded" else None
-        status = _status(build, outcome, version)
-        kube.patch_status(API_VERSION, KIND, namespace, name, status)
+        kube.write_status(build, build.status, _status(build, outcome, version))
         if outcome.phase != previous or (outcome.reason and outcome.reason != _reason(build)):
             _announce(fresh, outcome, version)
 
@@ -113,11 +113,12 @@ def _record_version(build: ModelBuild, body: dict[str, Any], outcome: children.O
     for existing in kube.list_(API_VERSION, "ModelVersion", namespace, {meta.BUILD_LABEL: build.metadata.name}):
         expected = children.model_version(build, result, existing["spec"]["version"], image)
         if children.is_record_of(existing, expected):
-            return existing["metadata"]["name"]
-        kopf.warn(
+            return str(existing["metadata"]["name"])
+        tell(
             body,
-            reason="VersionNotAdopted",
-            message=f"ModelVersion {existing['metadata']['name']} carries this build's label but is not its record "
+            "Warning",
+            "VersionNotAdopted",
+            f"ModelVersion {existing['metadata']['name']} carries this build's label but is not its record "
             "(another artifact or lineage): it is left alone, and a version of this build's own is recorded",
         )
     versions = kube.list_(API_VERSION, "ModelVersion", namespace, {meta.MODEL_LABEL: build.spec.model})
@@ -125,7 +126,7 @@ def _record_version(build: ModelBuild, body: dict[str, Any], outcome: children.O
     for candidate in range(number, number + 100):
         created = kube.create(children.model_version(build, result, candidate, image))
         if created is not None:
-            return created["metadata"]["name"]
+            return str(created["metadata"]["name"])
     raise kopf.TemporaryError("could not find a free version number", delay=5)
 
 
@@ -135,10 +136,10 @@ def _reason(build: ModelBuild) -> str | None:
     return next((c.reason for c in conditions if c.type == "Stalled" and c.status == "True"), None)
 
 
-def _status(build: ModelBuild, outcome: children.Outcome, version: str | None) -> dict[str, Any]:
+def _status(build: ModelBuild, outcome: children.Outcome, version: str | None) -> ModelBuildStatus:
+    """The status after this look: what the outcome says is set, what it does not say stays as it was."""
     generation = build.metadata.generation
-    previous = build.status.conditions if build.status else None
-    conditions = [c.to_api() for c in previous or []]
+    conditions = build.status.conditions if build.status else None
     if outcome.phase == "Succeeded":
         conditions = kstatus(
             conditions, "Ready", "Succeeded", f"trained; recorded as ModelVersion {version}", generation
@@ -158,29 +159,29 @@ def _status(build: ModelBuild, outcome: children.Outcome, version: str | None) -
             children.unprotected_message(unprotected),
             generation,
         )
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
+    said: dict[str, Any] = {
+        "observed_generation": generation,
         "phase": outcome.phase,
-        "jobName": outcome.job,
+        "job_name": outcome.job,
         "conditions": conditions,
-        "startTime": outcome.started,
-        "completionTime": outcome.finished,
+        "start_time": outcome.started,
+        "completion_time": outcome.finished,
     }
     if outcome.result:
-        status.update(datasetDigest=outcome.result.dataset_digest, metrics=outcome.result.metrics, modelVersion=version)
+        said.update(dataset_digest=outcome.result.dataset_digest, metrics=outcome.result.metrics, model_version=version)
     if outcome.phase == "Failed":
-        status["failureReason"] = outcome.reason
-    return {k: v for k, v in status.items() if v is not None}
+        said["failure_reason"] = outcome.reason
+    return (build.status or ModelBuildStatus()).updated(**{k: v for k, v in said.items() if v is not None})
 
 
 def _announce(body: dict[str, Any], outcome: children.Outcome, version: str | None) -> None:
     result = outcome.result
     if outcome.phase == "Running":
-        kopf.event(body, type="Normal", reason="Training", message="the training Job is running")
+        tell(body, "Normal", "Training", "the training Job is running")
     elif outcome.phase == "Succeeded" and result:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in (result.metrics or {}).items())
-        kopf.event(body, type="Normal", reason="Trained", message=f"recorded ModelVersion {version} ({metrics})")
+        tell(body, "Normal", "Trained", f"recorded ModelVersion {version} ({metrics})")
         if result.unprotected:
-            kopf.warn(body, reason=UNPROTECTED, message=children.unprotected_message(result.unprotected))
+            tell(body, "Warning", UNPROTECTED, children.unprotected_message(result.unprotected))
     elif outcome.reason:
-        kopf.warn(body, reason=outcome.reason, message=outcome.message)
+        tell(body, "Warning", outcome.reason, outcome.message)

@@ -7,70 +7,74 @@ from typing import Any
 
 import kopf
 
-from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelVersion, ModelVersionStatus
+from modelops.api.v1alpha1 import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    ModelDeploymentStatus,
+    ModelVersion,
+    ModelVersionStatus,
+)
+from modelops.api.v1alpha1.modelversion import ServingRef
 from modelops.resources import meta
 from modelops.resources import modelversion as rules
 from modelops.resources.conditions import kstatus, now, set_condition
 
 from . import kube
+from .events import tell
 from .locks import object_lock
 
 KIND = "ModelVersion"
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
-def serving_index(namespace: str, name: str, status: kopf.Status, **_: Any) -> dict[tuple[str, str], dict[str, str]]:
+def serving_index(
+    namespace: str | None, name: str, status: kopf.Status, **_: Any
+) -> dict[tuple[str | None, str], ServingRef]:
     """(namespace, version) → the deployment serving it and on which track."""
-    return {(namespace, version): {"deployment": name, "track": track} for version, track in rules.served(status)}
+    serving = rules.served(ModelDeploymentStatus.model_validate(dict(status)))
+    return {(namespace, version): ServingRef(deployment=name, track=track) for version, track in serving}
 
 
 @kopf.on.resume(GROUP, VERSION, "modelversions")
 @kopf.on.create(GROUP, VERSION, "modelversions")
-@kopf.on.update(GROUP, VERSION, "modelversions", field="spec.approval")
-def version_changed(body: kopf.Body, serving_index: kopf.Index, **_: Any) -> None:
+@kopf.on.update(GROUP, VERSION, "modelversions", field="spec.approval")  # type: ignore[arg-type]  # Kopf passes indices by name
+def version_changed(body: kopf.Body, serving_index: kopf.Index[tuple[str, str], ServingRef], **_: Any) -> None:
     version = ModelVersion.model_validate(dict(body))
     namespace = version.metadata.namespace or ""
     siblings = _siblings(version)
-    status = version.status
-    current = status.stage if status else None
-    if status and status.checks is not None:
+    status = version.status or ModelVersionStatus()
+    current = status.stage
+    if status.checks is not None:
         results, champion = status.checks, status.champion  # a record: checked once, against the champion of then
     else:
         best = _champion(siblings)
         results, champion = rules.checks(version, best), best.metadata.name if best else None
     decision = rules.stage(version, results, current)
     generation = version.metadata.generation
-    conditions = kstatus(
-        [c.to_api() for c in (status.conditions if status else None) or []],
-        "Ready",
-        decision.reason,
-        decision.message,
-        generation,
-    )
+    conditions = kstatus(status.conditions, "Ready", decision.reason, decision.message, generation)
     conditions = set_condition(
         conditions, "Validated", all(r.passed for r in results), decision.reason, decision.message, generation
     )
-    patch: dict[str, Any] = {
-        "observedGeneration": generation,
+    changes: dict[str, Any] = {
+        "observed_generation": generation,
         "stage": decision.stage,
-        "checks": [r.to_api() for r in results],
+        "checks": results,
         "conditions": conditions,
-        "servedBy": rules.serving_refs(list(serving_index.get((namespace, version.metadata.name), []))) or None,
+        "served_by": rules.serving_refs(list(serving_index.get((namespace, version.metadata.name), []))) or None,
+        "champion": champion or status.champion,
     }
-    if champion:
-        patch["champion"] = champion
     if decision.stage != current:
-        patch["stageTime"] = now()
+        changes["stage_time"] = now()
         if decision.stage == "Approved":
             approval = version.spec.approval
-            patch["approvedBy"] = (approval.by if approval and approval.state == "Approved" else None) or "policy"
-            patch["approvedAt"] = now()
+            changes["approved_by"] = (approval.by if approval and approval.state == "Approved" else None) or "policy"
+            changes["approved_at"] = now()
     with object_lock(KIND, namespace, version.metadata.name):
-        kube.patch_status(API_VERSION, KIND, namespace, version.metadata.name, patch)
+        kube.write_status(version, version.status, status.updated(**changes))
     if decision.stage != current:
-        kind = "Warning" if decision.stage == "Rejected" else "Normal"
         change = f"{current or 'Candidate'} → {decision.stage}: {decision.message}"
-        kopf.event(dict(body), type=kind, reason=decision.stage, message=change)
+        tell(body, "Warning" if decision.stage == "Rejected" else "Normal", decision.stage, change)
     if decision.stage == "Approved":
         approved = version.model_copy(update={"status": ModelVersionStatus(stage="Approved")})
         for older in siblings:
@@ -79,31 +83,38 @@ def version_changed(body: kopf.Body, serving_index: kopf.Index, **_: Any) -> Non
                 _archive(older, newer)
 
 
-@kopf.on.event(GROUP, VERSION, "modeldeployments")
+@kopf.on.event(GROUP, VERSION, "modeldeployments")  # type: ignore[arg-type]  # Kopf passes indices by name
 def serving_changed(
-    type: str | None, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, serving_index: kopf.Index, **_: Any
+    type: str | None,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    serving_index: kopf.Index[tuple[str, str], ServingRef],
+    **_: Any,
 ) -> None:
     """When a deployment starts or stops serving a version, that version's `servedBy` follows; one that stops
     serving and has been superseded is archived then (not while it still serves)."""
-    serving = set() if type == "DELETED" else set(rules.served(body.get("status") or {}))
+    status = ModelDeploymentStatus.model_validate(body.get("status") or {})
+    serving = set() if type == "DELETED" else set(rules.served(status))
     before: set[tuple[str, str]] | None = getattr(memo, "versions_served", None)
     memo.versions_served = serving
     for version_name in {v for v, _ in (serving ^ before if before is not None else serving)}:
-        others = [r for r in serving_index.get((namespace, version_name), []) if r["deployment"] != name]
-        own = [{"deployment": name, "track": t} for v, t in serving if v == version_name]
-        _sync_served(namespace, version_name, [*others, *own])
+        others = [r for r in serving_index.get((namespace or "", version_name), []) if r.deployment != name]
+        own = [ServingRef(deployment=name, track=t) for v, t in serving if v == version_name]
+        _sync_served(namespace or "", version_name, [*others, *own])
 
 
-def _sync_served(namespace: str, name: str, refs: list[dict[str, str]]) -> None:
+def _sync_served(namespace: str, name: str, refs: list[ServingRef]) -> None:
     with object_lock(KIND, namespace, name):
         body = kube.get(API_VERSION, KIND, namespace, name)
         if body is None:
             return
-        wanted = rules.serving_refs(refs)
-        if ((body.get("status") or {}).get("servedBy") or []) != wanted:
-            kube.patch_status(API_VERSION, KIND, namespace, name, {"servedBy": wanted or None})
-    if not wanted:
         version = ModelVersion.model_validate(body)
+        status = version.status or ModelVersionStatus()
+        wanted = rules.serving_refs(refs)
+        kube.write_status(version, version.status, status.updated(served_by=wanted or None))
+    if not wanted:
         newer = rules.superseded_by(version, _siblings(version))
         if newer:
             _archive(version, newer)
@@ -125,11 +136,11 @@ def _champion(siblings: list[ModelVersion]) -> ModelVersion | None:
 
 def _archive(version: ModelVersion, newer: ModelVersion) -> None:
     """Approved → Archived: a newer version is Approved, and no deployment serves this one any more."""
-    namespace = version.metadata.namespace or ""
-    kube.patch_status(API_VERSION, KIND, namespace, version.metadata.name, {"stage": "Archived", "stageTime": now()})
-    kopf.event(
+    status = version.status or ModelVersionStatus()
+    kube.write_status(version, version.status, status.updated(stage="Archived", stage_time=now()))
+    tell(
         version.to_api(),
-        type="Normal",
-        reason="Archived",
-        message=f"Approved → Archived: superseded by {newer.metadata.name}, and no deployment serves it",
+        "Normal",
+        "Archived",
+        f"Approved → Archived: superseded by {newer.metadata.name}, and no deployment serves it",
     )

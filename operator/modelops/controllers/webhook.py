@@ -1,7 +1,7 @@
 """Deliver alert webhooks in the background, with retries and backoff, so a slow or failing receiver never
-blocks a check. The URL comes from the namespace's `modelops-alerts` Secret, must lie under a prefix the
-administrator allows, and is never logged or written to status; the last failed delivery of each monitor is kept
-for its status."""
+blocks a check, and one monitor's receiver never delays another's alerts (each monitor has its own outbox). The URL
+comes from the namespace's `modelops-alerts` Secret, must lie under a prefix the administrator allows, and is never
+logged or written to status; the last failed delivery of each monitor is kept for its status."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ from .config import POLICY
 
 ATTEMPTS = 5
 FIRST_BACKOFF = 1.0
+#: Deliveries a monitor's outbox holds, and how long its thread waits for one more before it ends.
+OUTBOX_SIZE = 100
+IDLE = 60.0
 log = logging.getLogger("modelops.webhook")
 
 
@@ -29,16 +32,8 @@ log = logging.getLogger("modelops.webhook")
 class Delivery:
     url: str
     payload: dict[str, Any]
-    #: The monitor, as `namespace/name`: whose status hears of a failure.
-    monitor: str
     #: What is delivered, for logs and status instead of the URL (e.g. `DriftDetected firing`).
     what: str
-
-
-_outbox: queue.Queue[Delivery] = queue.Queue(maxsize=10_000)
-_started = threading.Lock()
-_worker: threading.Thread | None = None
-_failures: dict[str, str] = {}
 
 
 def receiver(namespace: str, key: str) -> tuple[str | None, str | None]:
@@ -59,37 +54,43 @@ def receiver(namespace: str, key: str) -> tuple[str | None, str | None]:
     return url, None
 
 
-def send(delivery: Delivery) -> None:
-    """Queue a delivery."""
-    global _worker
-    with _started:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_deliver_forever, name="webhook", daemon=True)
-            _worker.start()
-    try:
-        _outbox.put_nowait(delivery)
-    except queue.Full:
-        log.warning("webhook outbox full: dropping %s of %s", delivery.what, delivery.monitor)
-        _failures[delivery.monitor] = f"{delivery.what}: dropped, the outbox was full"
+class Outbox:
+    """One monitor's deliveries, in order, on a thread of its own that lives while there is something to deliver:
+    a slow or failing receiver delays only its own monitor's alerts, and an idle monitor holds no thread."""
 
+    def __init__(self, monitor: str, idle: float = IDLE) -> None:
+        self.monitor = monitor
+        self.idle = idle
+        #: Why the last delivery failed, or None when it succeeded (or none was made).
+        self.last_failure: str | None = None
+        self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=OUTBOX_SIZE)
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
 
-def last_failure(monitor: str) -> str | None:
-    """Why the monitor's last delivery failed, or None when it succeeded (or none was made)."""
-    return _failures.get(monitor)
+    def send(self, delivery: Delivery) -> None:
+        with self._lock:
+            try:
+                self._queue.put_nowait(delivery)
+            except queue.Full:
+                log.warning("webhook outbox full: dropping %s of %s", delivery.what, self.monitor)
+                self.last_failure = f"{delivery.what}: dropped, the outbox was full"
+                return
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._deliver, name=f"webhook {self.monitor}", daemon=True)
+                self._worker.start()
 
-
-def forget(monitor: str) -> None:
-    _failures.pop(monitor, None)
-
-
-def _deliver_forever() -> None:
-    while True:
-        delivery = _outbox.get()
-        problem = deliver(delivery.url, delivery.payload, f"{delivery.monitor} {delivery.what}")
-        if problem is None:
-            _failures.pop(delivery.monitor, None)
-        else:
-            _failures[delivery.monitor] = f"{delivery.what}: {problem} after {ATTEMPTS} attempts"
+    def _deliver(self) -> None:
+        while True:
+            try:
+                delivery = self._queue.get(timeout=self.idle)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._worker = None
+                        return
+                continue
+            problem = deliver(delivery.url, delivery.payload, f"{self.monitor} {delivery.what}")
+            self.last_failure = None if problem is None else f"{delivery.what}: {problem} after {ATTEMPTS} attempts"
 
 
 def deliver(url: str, payload: dict[str, Any], what: str, attempts: int = ATTEMPTS) -> str | None:

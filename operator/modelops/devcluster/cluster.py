@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -101,7 +102,7 @@ def kubeconfig_path() -> Path:
     return state_dir() / "admin.kubeconfig"
 
 
-def _kubeconfig(server: str, ca: Path, client: pki.KeyPair, user: str) -> dict:
+def _kubeconfig(server: str, ca: Path, client: pki.KeyPair, user: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -427,7 +428,7 @@ class Cluster:
             time.sleep(0.3)
         raise ClusterError(f"{what} was not ready in time: see the logs in {self.log_dir}")
 
-    def kubectl(self, tools: Toolchain, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def kubectl(self, tools: Toolchain, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(tools.kubectl), f"--kubeconfig={kubeconfig_path()}", *args],
             input=stdin,

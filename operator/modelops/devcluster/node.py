@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .toolchain import Toolchain
 
@@ -96,7 +97,7 @@ oom_score = 0
 """
 
 
-def cni_config(layout: NodeLayout) -> dict:
+def cni_config(layout: NodeLayout) -> dict[str, Any]:
     """A bridge with the node as gateway; hairpin so a pod reaches its own Service; no masquerade: nothing leaves."""
     return {
         "cniVersion": "1.0.0",
@@ -120,7 +121,7 @@ def cni_config(layout: NodeLayout) -> dict:
     }
 
 
-def kubelet_config(layout: NodeLayout, pki: Path) -> dict:
+def kubelet_config(layout: NodeLayout, pki: Path) -> dict[str, Any]:
     """Everything beside the flags. cgroupfs on cgroup v1, under a root of its own; images are never collected
     (they came from archives and cannot be pulled back); eviction thresholds low enough for a busy dev disk."""
     return {
@@ -175,7 +176,7 @@ def kubelet_args(tools: Toolchain, layout: NodeLayout, kubeconfig: Path) -> list
     ]
 
 
-def kube_proxy_config(kubeconfig: Path, health_port: int, metrics_port: int) -> dict:
+def kube_proxy_config(kubeconfig: Path, health_port: int, metrics_port: int) -> dict[str, Any]:
     """iptables mode, told to change no sysctl: no localhost node ports (route_localnet) and no conntrack sizing."""
     return {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
@@ -229,7 +230,7 @@ def coredns_args(tools: Toolchain, layout: NodeLayout) -> list[str]:
 
 
 #: What the DNS identity may read: the `system:coredns` role upstream's manifests bind.
-COREDNS_ROLE = {
+COREDNS_ROLE: dict[str, Any] = {
     "apiVersion": "rbac.authorization.k8s.io/v1",
     "kind": "ClusterRole",
     "metadata": {"name": "modelops-dev:coredns"},
@@ -241,7 +242,7 @@ COREDNS_ROLE = {
 COREDNS_USER = "modelops-dev:coredns"
 
 
-def coredns_binding() -> dict:
+def coredns_binding() -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",

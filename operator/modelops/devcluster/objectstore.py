@@ -12,6 +12,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 #: The Secret a namespace's builds and deployments name for the dev cluster's store (`credentialsSecret`).
 SECRET_NAME = "modelops-storage"
@@ -50,7 +51,7 @@ class ObjectStore:
     def uri(self, *parts: str) -> str:
         return "/".join([f"s3://{self.bucket}", *(p.strip("/") for p in parts)])
 
-    def secret_manifest(self, namespace: str) -> dict:
+    def secret_manifest(self, namespace: str) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Secret",

@@ -19,12 +19,12 @@ class NotAnswering(RuntimeError):
     """A local process exited, or did not answer in time; the message ends with its log."""
 
 
-def wait_until_answering(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     """Wait until `url` answers 200; give up at once, with the end of the log, if the process exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise NotAnswering(f"{process.args[:3]} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise NotAnswering(f"{process.args!r:.200} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -55,7 +55,7 @@ class Operator:
         self.env = env or {}
         self.health_port = free_port()
         self.metrics_port = free_port() if metrics else 0
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Operator:
         """Start it, and return once its liveness endpoint answers."""

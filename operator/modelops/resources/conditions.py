@@ -3,42 +3,46 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
+
+from modelops.api.v1alpha1 import Condition
 
 State = Literal["Ready", "Reconciling", "Stalled"]
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now() -> dt.datetime:
+    """The time as the API stores it (to the second, UTC)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def set_condition(
-    conditions: list[dict[str, Any]] | None,
+    conditions: list[Condition] | None,
     type_: str,
     status: bool,
     reason: str,
     message: str,
     generation: int | None,
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     """The list with one condition set; its transition time moves only when its status changes."""
-    value = "True" if status else "False"
-    previous = next((c for c in conditions or [] if c.get("type") == type_), None)
-    changed = previous is None or previous.get("status") != value
-    condition = {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation,
-        "lastTransitionTime": now() if changed else previous["lastTransitionTime"],  # type: ignore[index]
-    }
-    return [c for c in conditions or [] if c.get("type") != type_] + [condition]
+    value: Literal["True", "False"] = "True" if status else "False"
+    previous = next((c for c in conditions or [] if c.type == type_), None)
+    since = previous.last_transition_time if previous and previous.status == value else None
+    condition = Condition(
+        type=type_,
+        status=value,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time=since or now(),
+    )
+    return [c for c in conditions or [] if c.type != type_] + [condition]
 
 
 def kstatus(
-    conditions: list[dict[str, Any]] | None, state: State, reason: str, message: str, generation: int | None
-) -> list[dict[str, Any]]:
+    conditions: list[Condition] | None, state: State, reason: str, message: str, generation: int | None
+) -> list[Condition]:
     """Set the three standard conditions for one overall state."""
+    out = list(conditions or [])
     for type_ in ("Ready", "Reconciling", "Stalled"):
-        conditions = set_condition(conditions, type_, state == type_, reason, message, generation)
-    return conditions or []
+        out = set_condition(out, type_, state == type_, reason, message, generation)
+    return out

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-#: The serving pods' metric names (runtime/telemetry.py exports them).
-REQUESTS = "modelops_requests_total"
-ERRORS = "modelops_request_errors_total"
-LATENCY_BUCKETS = "modelops_request_latency_seconds_bucket"
-FEATURES = "modelops_feature_observations_total"
-PREDICTIONS = "modelops_prediction_observations_total"
-BASELINE = "modelops_baseline_observations"
+from modelops.contract import serving as wire
+
+#: The serving pods' series, as the exposition names them.
+REQUESTS = f"{wire.REQUESTS}_total"
+ERRORS = f"{wire.ERRORS}_total"
+LATENCY_BUCKETS = f"{wire.LATENCY}_bucket"
+FEATURES = f"{wire.FEATURES}_total"
+PREDICTIONS = f"{wire.PREDICTIONS}_total"
+BASELINE = wire.BASELINE
 
 
 @dataclass
@@ -102,13 +105,13 @@ def prometheus_queries(scope: Scope, window: str | None = None) -> dict[str, str
     }
 
 
-def totals_from_prometheus(answers: dict[str, list[dict]]) -> ServingTotals:
+def totals_from_prometheus(answers: dict[str, list[dict[str, Any]]]) -> ServingTotals:
     """Totals from the `data.result` of each instant query (an empty result counts as nothing yet)."""
 
-    def scalar(result: list[dict]) -> float:
+    def scalar(result: list[dict[str, Any]]) -> float:
         return float(result[0]["value"][1]) if result else 0.0
 
-    def by_feature(rows: list[dict]) -> dict[str, dict[str, float]]:
+    def by_feature(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         grouped: defaultdict[str, dict[str, float]] = defaultdict(dict)
         for row in rows:
             grouped[row["metric"]["feature"]][row["metric"]["bin"]] = float(row["value"][1])

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from modelops.api.v1alpha1 import API_VERSION
+from modelops.contract.serving import CONTAINER_ENV
 
 PART_OF = "modelops"
 MANAGED_BY = "modelops"
@@ -61,3 +62,8 @@ def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
 def env_from_secrets(*names: str | None) -> list[dict[str, Any]]:
     """`envFrom` for the Secrets a spec names (each once, in order): credentials of a dataset or an artifact store."""
     return [{"secretRef": {"name": name}} for name in dict.fromkeys(n for n in names if n)]
+
+
+def container_env() -> list[dict[str, str]]:
+    """The environment every runtime container gets (its writable home, no usage tracking)."""
+    return [{"name": name, "value": value} for name, value in CONTAINER_ENV]

@@ -9,7 +9,7 @@ from typing import Any
 
 from modelops.api.v1alpha1 import ModelBuild, ModelVersion
 from modelops.api.v1alpha1.common import duration_seconds
-from modelops.runtime.contract import (
+from modelops.contract.training import (
     CONFIG_ANNOTATION,
     CONFIG_FILE_ENV,
     MAX_CONFIG_BYTES,
@@ -96,9 +96,7 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
     labels = meta.labels(model=spec.model, instance=build.metadata.name, component=TRAINER)
     env: list[dict[str, Any]] = [
         {"name": CONFIG_FILE_ENV, "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
-        {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
+        *meta.container_env(),
     ]
     if spec.privacy and spec.privacy.salt_secret_ref:
         ref = spec.privacy.salt_secret_ref
@@ -301,7 +299,7 @@ def result_problem(build: ModelBuild, result: TrainResult) -> str | None:
 
 
 def job_image(job: dict[str, Any]) -> str:
-    return job["spec"]["template"]["spec"]["containers"][0]["image"]
+    return str(job["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
 def model_version(build: ModelBuild, result: TrainResult, number: int, default_image: str) -> dict[str, Any]:

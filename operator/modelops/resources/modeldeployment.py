@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
 from modelops.api.v1alpha1.common import duration_seconds
-from modelops.runtime import contract
+from modelops.contract import serving as wire
 
 from . import meta, security
 from .policy import Policy
@@ -137,7 +137,7 @@ def server_deployment(
     """A Deployment of server pods for one version; `replicas` None leaves them to the autoscaler."""
     spec = deployment.spec
     runtime = spec.runtime
-    port = runtime.port if runtime else 3000
+    port = runtime.port if runtime else wire.SERVER_PORT
     number = version.spec.version
     labels = meta.labels(model=spec.model, instance=deployment.metadata.name, component=SERVER, version=number)
     selector = {**server_labels(deployment), TRACK_LABEL: track}
@@ -148,13 +148,11 @@ def server_deployment(
         "command": ["modelops", "serve", "--port", str(port)],
         "ports": [{"name": "http", "containerPort": port}],
         "env": [
-            {"name": contract.MODEL_URI_ENV, "value": version.spec.artifact.uri},
-            {"name": contract.MODEL_DIGEST_ENV, "value": version.spec.artifact.digest},
-            {"name": contract.MODEL_NAME_ENV, "value": spec.model},
-            {"name": contract.MODEL_VERSION_ENV, "value": str(number)},
-            {"name": "HOME", "value": "/tmp"},
-            {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
-            {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
+            {"name": wire.MODEL_URI_ENV, "value": version.spec.artifact.uri},
+            {"name": wire.MODEL_DIGEST_ENV, "value": version.spec.artifact.digest},
+            {"name": wire.MODEL_NAME_ENV, "value": spec.model},
+            {"name": wire.MODEL_VERSION_ENV, "value": str(number)},
+            *meta.container_env(),
         ],
         "startupProbe": {**probe, "failureThreshold": 60, "periodSeconds": 2},
         "readinessProbe": probe,
@@ -271,7 +269,7 @@ def _owner(deployment: ModelDeployment) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # Wait, Advance, Promote or RollBack
+    action: Literal["Wait", "Advance", "Promote", "RollBack"]
     reason: str
 
 
@@ -306,7 +304,8 @@ def judge(
     not_ready_for: float,
 ) -> Verdict:
     """Wait, advance, promote or roll back, from what the canary pods measured."""
-    canary = deployment.spec.rollout.canary  # type: ignore[union-attr]
+    canary = deployment.spec.rollout.canary if deployment.spec.rollout else None
+    assert canary is not None, "only a canary rollout is judged"
     analysis = canary.analysis
     if not canary_ready:
         if not_ready_for > 300:

@@ -1,29 +1,36 @@
-"""A ModelMonitor's judgement of one window: drift per feature, error rate, latency, and the alerts they raise.
+"""A ModelMonitor's judgement of one window (drift per feature, error rate, latency, and the alerts they raise) and
+what follows from it: which alerts are raised or cleared, what is told and delivered, whether to retrain, and the
+status. Pure, as the rollout is: the controller measures, calls `judge` and `report`, and applies what they say.
 
-Pure: the controller brings the live counts of the window and the training baseline, both as the serving pods
-export them (the baseline from the model file they verified), so the operator itself reads no file.
+The controller brings the live counts of the window and the training baseline, both as the serving pods export
+them (the baseline from the model file they verified), so the operator itself reads no file.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
-from modelops.api.v1alpha1 import ModelMonitor
+from modelops.api.v1alpha1 import API_VERSION, ModelMonitor, ModelMonitorStatus
 from modelops.api.v1alpha1.common import duration_seconds
-from modelops.api.v1alpha1.modelmonitor import ErrorRateSpec, LatencySpec
+from modelops.api.v1alpha1.modelmonitor import ActiveAlert, ErrorRateSpec, LatencySpec, RetrainRecord
+from modelops.api.v1alpha1.modelmonitor import FeatureDrift as FeatureDriftStatus
+from modelops.contract import serving as wire
+from modelops.contract.serving import OPEN_BIN, OTHER
 from modelops.drift import DatasetDrift, FeatureDrift, dataset_drift, feature_drift
 
 from . import meta
+from .alerts import webhook_condition, webhook_payload
+from .conditions import kstatus, set_condition
 from .measure import ServingTotals
 from .modeldeployment import latency_quantile
 
-ALERTS = ("DriftDetected", "ErrorRateHigh", "LatencyHigh")
-#: The labels of the open-ended bins: above the last numeric edge, and the categories beyond the baseline's top ones.
-OPEN_BIN = "+Inf"
-OTHER = "__other__"
+Alert = Literal["DriftDetected", "ErrorRateHigh", "LatencyHigh"]
+ALERTS: tuple[Alert, ...] = get_args(Alert)
+Event = tuple[Literal["Normal", "Warning"], str, str]  # (type, reason, message)
 
 
 def window_delta(older: ServingTotals | None, newer: ServingTotals) -> ServingTotals:
@@ -83,7 +90,7 @@ class Judgement:
     error_rate: float | None
     latency: float | None
     #: Alert name → message, for the alerts that are raised now.
-    alerts: dict[str, str] = field(default_factory=dict)
+    alerts: dict[Alert, str] = field(default_factory=dict)
 
 
 def judge(monitor: ModelMonitor, window: ServingTotals) -> Judgement:
@@ -107,7 +114,7 @@ def judge(monitor: ModelMonitor, window: ServingTotals) -> Judgement:
                     name,
                     bins.expected,
                     bins.observed,
-                    method=(override.method if override and override.method else default),  # type: ignore[arg-type]
+                    method=(override.method if override and override.method else default),
                     edges=bins.edges,
                     threshold=(
                         override.threshold if override and override.threshold else (drift.threshold if drift else None)
@@ -116,7 +123,7 @@ def judge(monitor: ModelMonitor, window: ServingTotals) -> Judgement:
                 )
             )
     overall = dataset_drift(results, drift.dataset_drift_share if drift else 0.5)
-    alerts: dict[str, str] = {}
+    alerts: dict[Alert, str] = {}
     if overall.verdict == "Drift":
         judged = len([r for r in results if r.verdict != "NotEnoughData"])
         worst = sorted((r for r in results if r.verdict == "Drift"), key=lambda r: -(r.score or 0.0))
@@ -135,6 +142,172 @@ def judge(monitor: ModelMonitor, window: ServingTotals) -> Judgement:
     if latency is not None and window.requests >= limits.min_requests and latency > duration_seconds(slow.max):
         alerts["LatencyHigh"] = f"p{slow.quantile * 100:g} latency {latency * 1000:.0f}ms exceeds {slow.max}"
     return Judgement(results, overall, window.requests, error_rate, latency, alerts)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """The monitor's webhook as the controller found it: configured or not, usable or not (`problem` names the
+    field: its Secret, key or URL), and why its last delivery failed, if it did."""
+
+    configured: bool = False
+    problem: str | None = None
+    last_failure: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.configured and self.problem is None
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one judged window changes, for the controller to apply."""
+
+    status: ModelMonitorStatus
+    #: Told on the monitor; the deployment hears the same, named after the monitor.
+    events: list[Event]
+    #: Alertmanager-style payloads to deliver (only when the webhook is usable), with what each says.
+    deliveries: list[tuple[str, dict[str, Any]]]
+    #: Every alert, raised now or not (the operator's gauges).
+    raised: dict[Alert, bool]
+    #: Whether to start a retraining now (drift, retraining enabled, no retraining or refusal in the cooldown).
+    retrain: bool
+
+
+def report(
+    monitor: ModelMonitor,
+    judgement: Judgement,
+    webhook: Webhook,
+    rule_problem: str | None,
+    when: dt.datetime,
+    retrain_refused: dt.datetime | None = None,
+) -> Report:
+    """Alerts raised and cleared against the last status, what to tell and deliver, the conditions and the status."""
+    old = monitor.status or ModelMonitorStatus()
+    generation = monitor.metadata.generation
+    previous = {a.name: a for a in old.active_alerts or []}
+    conditions = old.conditions
+    events: list[Event] = []
+    deliveries: list[tuple[str, dict[str, Any]]] = []
+    for alert in ALERTS:
+        raised = alert in judgement.alerts
+        message = judgement.alerts.get(alert)
+        conditions = set_condition(
+            conditions, alert, raised, alert if raised else "Normal", message or "within limits", generation
+        )
+        if raised == (alert in previous):
+            continue
+        verb = "raised" if raised else "cleared"
+        events.append(
+            (
+                "Warning" if raised else "Normal",
+                alert if raised else f"{alert}Cleared",
+                f"{alert} {verb}: {message or 'back within limits'}",
+            )
+        )
+        if webhook.usable:
+            payload = webhook_payload(
+                namespace=monitor.metadata.namespace or "",
+                monitor=monitor.metadata.name,
+                deployment=monitor.spec.deployment,
+                alert=alert,
+                firing=raised,
+                message=message or previous[alert].message,
+                since=_rfc3339(previous[alert].since if alert in previous else when),
+                now=_rfc3339(when),
+            )
+            deliveries.append((f"{alert} {'firing' if raised else 'resolved'}", payload))
+    delivered = webhook_condition(webhook.configured, webhook.problem, webhook.last_failure)
+    conditions = set_condition(conditions, "WebhookDelivered", *delivered, generation)
+    summary = f"{judgement.requests:.0f} requests in the window; " + (
+        "; ".join(judgement.alerts.values()) if judgement.alerts else "no alerts"
+    )
+    problem = webhook.problem or rule_problem
+    if problem:  # alerts would be lost: not Ready, saying which field to fix
+        reason = "WebhookUnavailable" if webhook.problem else "PrometheusRuleUnavailable"
+        conditions = kstatus(conditions, "Stalled", reason, f"{problem}; {summary}", generation)
+    else:
+        conditions = kstatus(conditions, "Ready", "Checked", summary, generation)
+    status = old.updated(
+        observed_generation=generation,
+        last_check_time=when,
+        samples=int(judgement.requests),
+        features=[
+            FeatureDriftStatus(
+                feature=f.feature,
+                method=f.method,
+                score=f.score,
+                p_value=f.p_value,
+                samples=f.samples,
+                verdict=f.verdict,
+            )
+            for f in judgement.features
+        ],
+        drifted_share=judgement.dataset.share,
+        error_rate=judgement.error_rate,
+        latency=judgement.latency,
+        active_alerts=[
+            ActiveAlert(name=alert, since=previous[alert].since if alert in previous else when, message=message)
+            for alert, message in judgement.alerts.items()
+        ],
+        conditions=conditions,
+    )
+    retrain = _retrain_due(monitor, judgement, old, when, retrain_refused)
+    return Report(status, events, deliveries, {a: a in judgement.alerts for a in ALERTS}, retrain)
+
+
+def stalled(monitor: ModelMonitor, reason: str, message: str) -> ModelMonitorStatus:
+    """The status of a check that could not judge (nothing served yet, no metrics): only the conditions change."""
+    old = monitor.status or ModelMonitorStatus()
+    generation = monitor.metadata.generation
+    return old.updated(
+        observed_generation=generation, conditions=kstatus(old.conditions, "Stalled", reason, message, generation)
+    )
+
+
+def _retrain_due(
+    monitor: ModelMonitor,
+    judgement: Judgement,
+    old: ModelMonitorStatus,
+    when: dt.datetime,
+    refused: dt.datetime | None,
+) -> bool:
+    """On drift, at most once per cooldown; a refused one (the approval policy, say) counts too, so it is reported
+    once per cooldown, never retried at every check."""
+    spec = monitor.spec.retrain
+    if spec is None or not spec.enabled or "DriftDetected" not in judgement.alerts:
+        return False
+    cooldown = duration_seconds(spec.cooldown)
+    last = old.last_retrain.time if old.last_retrain else None
+    return all(t is None or (when - t).total_seconds() >= cooldown for t in (last, refused))
+
+
+def retrain_build(monitor: ModelMonitor, when: dt.datetime) -> dict[str, Any]:
+    """The ModelBuild from the template; its name says which check made it."""
+    spec = monitor.spec.retrain
+    assert spec is not None, "only a monitor that retrains makes a build"
+    template = spec.template.to_api()
+    if spec.dataset_uri:
+        template["dataset"]["uri"] = spec.dataset_uri
+    name = meta.child_name(monitor.metadata.name, f"retrain-{when:%Y%m%d%H%M%S}")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelBuild",
+        "metadata": {
+            "name": name,
+            "namespace": monitor.metadata.namespace,
+            "labels": {"app.kubernetes.io/managed-by": meta.MANAGED_BY, meta.MONITOR_LABEL: monitor.metadata.name},
+        },
+        "spec": template,
+    }
+
+
+def retrained(status: ModelMonitorStatus, build: str, judgement: Judgement, when: dt.datetime) -> ModelMonitorStatus:
+    """The status once the retraining's build exists."""
+    return status.updated(last_retrain=RetrainRecord(build=build, time=when, reason=judgement.alerts["DriftDetected"]))
+
+
+def _rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def prometheus_rule(monitor: ModelMonitor, model: str) -> dict[str, Any]:
@@ -175,14 +348,14 @@ def prometheus_rule(monitor: ModelMonitor, model: str) -> dict[str, Any]:
                     "rules": [
                         alert(
                             "ErrorRateHigh",
-                            f"sum(increase(modelops_request_errors_total{{{served}}}[{window}])) / "
-                            f"sum(increase(modelops_requests_total{{{served}}}[{window}])) > {limits.max}",
+                            f"sum(increase({wire.ERRORS}_total{{{served}}}[{window}])) / "
+                            f"sum(increase({wire.REQUESTS}_total{{{served}}}[{window}])) > {limits.max}",
                             f"{model}: error rate above {limits.max:.1%}",
                         ),
                         alert(
                             "LatencyHigh",
                             f"histogram_quantile({slow.quantile}, sum by (le) "
-                            f"(rate(modelops_request_latency_seconds_bucket{{{served}}}[{window}]))) > "
+                            f"(rate({wire.LATENCY}_bucket{{{served}}}[{window}]))) > "
                             f"{duration_seconds(slow.max)}",
                             f"{model}: p{slow.quantile * 100:g} latency above {slow.max}",
                         ),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from modelops.api.v1alpha1 import ModelVersion
-from modelops.api.v1alpha1.modelversion import MAX_SERVED_BY, CheckResult
-from modelops.runtime.evaluation import LOWER_IS_BETTER
+from modelops.api.v1alpha1 import ModelDeploymentStatus, ModelVersion
+from modelops.api.v1alpha1.common import Track
+from modelops.api.v1alpha1.modelversion import MAX_SERVED_BY, CheckResult, ServingRef
+from modelops.contract.training import LOWER_IS_BETTER
 
 
 def checks(version: ModelVersion, champion: ModelVersion | None) -> list[CheckResult]:
@@ -68,16 +68,12 @@ def stage(version: ModelVersion, results: list[CheckResult], current: str | None
     if failed:
         return StageDecision("Rejected", "ValidationFailed", "; ".join(r.message for r in failed))
     approval = version.spec.approval
-    state = approval.state if approval else "Pending"
-    by = approval.by if approval else None
-    if state == "Rejected":
-        return StageDecision(
-            "Rejected", "RejectedByApprover", f"rejected by {by}: {approval.reason or 'no reason given'}"
-        )  # type: ignore[union-attr]
-    if state == "Approved":
-        return StageDecision(
-            "Approved", "ApprovedByApprover", f"approved by {by}" + (f": {approval.reason}" if approval.reason else "")
-        )  # type: ignore[union-attr]
+    if approval and approval.state == "Rejected":
+        why = approval.reason or "no reason given"
+        return StageDecision("Rejected", "RejectedByApprover", f"rejected by {approval.by}: {why}")
+    if approval and approval.state == "Approved":
+        why = f": {approval.reason}" if approval.reason else ""
+        return StageDecision("Approved", "ApprovedByApprover", f"approved by {approval.by}{why}")
     if version.spec.validation and version.spec.validation.auto_approve:
         return StageDecision(
             "Approved", "AutoApproved", "validated, and the build's policy approves validated versions"
@@ -86,22 +82,22 @@ def stage(version: ModelVersion, results: list[CheckResult], current: str | None
     return StageDecision("Validated", "AwaitingApproval", f"validated ({passed}); waiting for spec.approval")
 
 
-def served(deployment_status: dict[str, Any]) -> list[tuple[str, str]]:
+def served(deployment: ModelDeploymentStatus | None) -> list[tuple[str, Track]]:
     """(version, track) for what a ModelDeployment's status says it serves: its stable version, and its canary
     while one runs (a rolled-back canary serves nothing)."""
-    out = []
-    if deployment_status.get("servingVersion"):
-        out.append((deployment_status["servingVersion"], "stable"))
-    rollout = deployment_status.get("rollout") or {}
-    if rollout.get("phase") == "Progressing" and rollout.get("canaryVersion"):
-        out.append((rollout["canaryVersion"], "canary"))
+    out: list[tuple[str, Track]] = []
+    if deployment and deployment.serving_version:
+        out.append((deployment.serving_version, "stable"))
+    rollout = deployment.rollout if deployment else None
+    if rollout and rollout.phase == "Progressing" and rollout.canary_version:
+        out.append((rollout.canary_version, "canary"))
     return out
 
 
-def serving_refs(refs: list[dict[str, str]]) -> list[dict[str, str]]:
+def serving_refs(refs: list[ServingRef]) -> list[ServingRef]:
     """`status.servedBy`: in a stable order, each deployment and track once, the first MAX_SERVED_BY of them."""
-    unique = sorted({(r["deployment"], r["track"]) for r in refs})[:MAX_SERVED_BY]
-    return [{"deployment": d, "track": t} for d, t in unique]
+    unique = sorted({(r.deployment, r.track) for r in refs})[:MAX_SERVED_BY]
+    return [ServingRef(deployment=d, track=t) for d, t in unique]
 
 
 def superseded_by(version: ModelVersion, others: list[ModelVersion]) -> ModelVersion | None:

@@ -9,22 +9,26 @@ The controller does the I/O around them: it lists versions, measures the canary,
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
+from modelops.api.v1alpha1.common import Track
+from modelops.api.v1alpha1.modeldeployment import Decision, HistoryEntry, Measurement, RolloutStatus
 
 from .modeldeployment import Verdict
 
-Event = tuple[str, str, str]  # (type, reason, message)
+Event = tuple[Literal["Normal", "Warning"], str, str]  # (type, reason, message)
+EndReason = Literal["Replaced", "Promoted", "RolledBack"]
 
 
 @dataclass(frozen=True)
 class Rollout:
     stable: ModelVersion | None
     canary: ModelVersion | None
-    status: dict[str, Any]  # status.rollout
-    history: list[dict[str, Any]]
+    status: RolloutStatus
+    history: list[HistoryEntry]
     events: list[Event] = field(default_factory=list)
     #: Decision actions newly recorded in status.rollout.lastDecision (each counted once in the operator's metrics).
     decisions: list[str] = field(default_factory=list)
@@ -39,13 +43,13 @@ def plan(
     md: ModelDeployment,
     stable: ModelVersion | None,
     target: ModelVersion | None,
-    status: dict[str, Any],
-    history: list[dict[str, Any]],
-    when: str,
+    status: RolloutStatus | None,
+    history: list[HistoryEntry],
+    when: dt.datetime,
 ) -> Rollout:
     """Where the rollout stands, given the version serving now (`stable`) and the one that should (`target`)."""
-    state = Rollout(stable, None, dict(status or {"phase": "Stable"}), list(history))
-    phase, canary_version = state.status.get("phase"), state.status.get("canaryVersion")
+    state = Rollout(stable, None, status or RolloutStatus(phase="Stable"), list(history))
+    phase, canary_version = state.status.phase, state.status.canary_version
     serving = serving_now(history)
     if stable is None and serving is not None:
         return dataclasses.replace(
@@ -88,13 +92,13 @@ def plan(
         if phase == "Progressing" and canary_version:
             history = history_end(history, canary_version, "canary", "Replaced", when)
         decision = f"canary {target.metadata.name} started beside {stable.metadata.name}"
-        started = {
-            "phase": "Progressing",
-            "canaryVersion": target.metadata.name,
-            "step": 0,
-            "stepStarted": when,
-            "lastDecision": {"action": "Start", "reason": decision, "time": when},
-        }
+        started = RolloutStatus(
+            phase="Progressing",
+            canary_version=target.metadata.name,
+            step=0,
+            step_started=when,
+            last_decision=Decision(action="Start", reason=decision, time=when),
+        )
         state = state.said(
             ("Normal", "CanaryStarted", decision),
             canary=target,
@@ -102,65 +106,66 @@ def plan(
             history=history_start(history, target.metadata.name, "canary", when),
             decisions=["Start"],
         )
-    if state.canary is None and state.status.get("phase") == "Progressing":  # the target moved away from the canary
-        replaced = history_end(state.history, state.status["canaryVersion"], "canary", "Replaced", when)
-        state = dataclasses.replace(state, status={"phase": "Stable"}, history=replaced)
+    if state.canary is None and state.status.phase == "Progressing":  # the target moved away from the canary
+        replaced = history_end(state.history, state.status.canary_version or "", "canary", "Replaced", when)
+        state = dataclasses.replace(state, status=RolloutStatus(phase="Stable"), history=replaced)
     return state
 
 
-def decide(state: Rollout, verdict: Verdict, measurement: dict[str, Any], when: str) -> Rollout:
+def decide(state: Rollout, verdict: Verdict, measurement: Measurement, when: dt.datetime) -> Rollout:
     """Act on the canary's verdict: wait, advance a step, promote it, or roll it back."""
-    assert state.stable is not None and state.canary is not None, "only a running canary is judged"
-    status = {**state.status, "measurement": measurement}
+    stable, canary = state.stable, state.canary
+    assert stable is not None and canary is not None, "only a running canary is judged"
+    status = state.status.model_copy(update={"measurement": measurement})
     decisions = list(state.decisions)
-    if verdict.action != "Wait" or (status.get("lastDecision") or {}).get("reason") != verdict.reason:
-        status["lastDecision"] = {"action": verdict.action, "reason": verdict.reason, "time": when}
+    if verdict.action != "Wait" or (status.last_decision.reason if status.last_decision else None) != verdict.reason:
+        status.last_decision = Decision(action=verdict.action, reason=verdict.reason, time=when)
         decisions.append(verdict.action)
     state = dataclasses.replace(state, status=status, decisions=decisions)
-    name = state.canary.metadata.name
+    name = canary.metadata.name
     if verdict.action == "Advance":
-        advanced = {**status, "step": status["step"] + 1, "stepStarted": when}
+        advanced = status.model_copy(update={"step": (status.step or 0) + 1, "step_started": when})
         return state.said(
-            ("Normal", "CanaryAdvanced", f"{name}: {verdict.reason}; step {advanced['step'] + 1}"), status=advanced
+            ("Normal", "CanaryAdvanced", f"{name}: {verdict.reason}; step {(advanced.step or 0) + 1}"),
+            status=advanced,
         )
     if verdict.action == "Promote":
         history = history_end(state.history, name, "canary", "Promoted", when)
-        history = history_end(history, state.stable.metadata.name, "stable", "Replaced", when)
+        history = history_end(history, stable.metadata.name, "stable", "Replaced", when)
         return state.said(
             ("Normal", "CanaryPromoted", f"{name} promoted: {verdict.reason}"),
-            stable=state.canary,
+            stable=canary,
             canary=None,
-            status={"phase": "Stable", "lastDecision": status["lastDecision"]},
+            status=RolloutStatus(phase="Stable", last_decision=status.last_decision),
             history=history_start(history, name, "stable", when),
         )
     if verdict.action == "RollBack":
         return state.said(
             ("Warning", "CanaryRolledBack", f"{name} rolled back: {verdict.reason}"),
             canary=None,
-            status={**status, "phase": "RolledBack"},
+            status=status.model_copy(update={"phase": "RolledBack"}),
             history=history_end(state.history, name, "canary", "RolledBack", when),
         )
     return state
 
 
-def serving_now(history: list[dict[str, Any]]) -> str | None:
+def serving_now(history: list[HistoryEntry]) -> str | None:
     """The version whose stable entry is still open: the one the stable pods serve."""
-    return next(
-        (h["version"] for h in reversed(history) if h.get("track", "stable") == "stable" and not h.get("ended")), None
-    )
+    return next((h.version for h in reversed(history) if h.track == "stable" and h.ended is None), None)
 
 
-def history_start(history: list[dict[str, Any]], version: str, track: str, when: str) -> list[dict[str, Any]]:
-    return [*history, {"version": version, "track": track, "started": when}][-100:]
+def history_start(history: list[HistoryEntry], version: str, track: Track, when: dt.datetime) -> list[HistoryEntry]:
+    return [*history, HistoryEntry(version=version, track=track, started=when)][-100:]
 
 
 def history_end(
-    history: list[dict[str, Any]], version: str, track: str, reason: str, when: str
-) -> list[dict[str, Any]]:
+    history: list[HistoryEntry], version: str, track: Track, reason: EndReason, when: dt.datetime
+) -> list[HistoryEntry]:
     """Close the open entry of this version and track."""
-    out = [dict(h) for h in history]
-    for entry in reversed(out):
-        if entry["version"] == version and entry.get("track", "stable") == track and not entry.get("ended"):
-            entry["ended"], entry["endReason"] = when, reason
+    out = list(history)
+    for i in reversed(range(len(out))):
+        entry = out[i]
+        if entry.version == version and entry.track == track and entry.ended is None:
+            out[i] = entry.model_copy(update={"ended": when, "end_reason": reason})
             break
     return out

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelops.contract.serving import NUMERIC_TYPES, OTHER
+
 from .telemetry import category_label
 
 NUMERIC_BINS = 10
 TOP_CATEGORIES = 20
-OTHER = "__other__"
-NUMERIC_TYPES = ("number", "integer")
 
 
 def feature_type(values: pd.Series) -> str:

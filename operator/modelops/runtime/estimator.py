@@ -13,7 +13,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-from .baseline import NUMERIC_TYPES
+from modelops.contract.serving import NUMERIC_TYPES
+
 from .redact import redact
 
 

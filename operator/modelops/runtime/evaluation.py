@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn import metrics as m
 
-CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "rocAuc", "logLoss")
-REGRESSION = ("r2", "mae", "rmse", "mape")
-#: Metrics where lower is better; every other one is higher-is-better.
-LOWER_IS_BETTER = frozenset({"logLoss", "mae", "rmse", "mape"})
+from modelops.contract.training import CLASSIFICATION_METRICS as CLASSIFICATION
+from modelops.contract.training import REGRESSION_METRICS as REGRESSION
 
 
 class EvaluationError(ValueError):
     """The evaluation asked for cannot be made; the message names the field."""
 
 
-def evaluate(task: str, estimator: object, x_test, y_test, wanted: list[str] | None = None) -> dict[str, float]:
+def evaluate(
+    task: str, estimator: object, x_test: Any, y_test: Any, wanted: list[str] | None = None
+) -> dict[str, float]:
     names = wanted or list(CLASSIFICATION if task == "classification" else REGRESSION)
     unknown = set(names) - set(CLASSIFICATION if task == "classification" else REGRESSION)
     if unknown:

@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 
-from .contract import PersonalColumn
+from modelops.contract.training import PersonalColumn
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE = re.compile(r"^\+?[\d\s().-]{7,20}$")

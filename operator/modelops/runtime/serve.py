@@ -14,7 +14,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bentoml
 import fsspec
@@ -22,18 +22,19 @@ import pandas as pd
 import yaml
 from bentoml.exceptions import BadInput
 
-from .contract import (
+from modelops.contract.serving import (
     MODEL_DIGEST_ENV,
     MODEL_NAME_ENV,
     MODEL_TAG_ENV,
     MODEL_URI_ENV,
     MODEL_VERSION_ENV,
-    leave_termination_message,
+    NUMERIC_TYPES,
 )
+from modelops.contract.training import leave_termination_message
+
 from .telemetry import Telemetry
 
 MAX_RECORDS = 10_000
-NUMERIC = ("number", "integer")
 
 
 def fetch(uri: str, digest: str) -> bentoml.Model:
@@ -91,7 +92,7 @@ def to_frame(records: list[dict[str, Any]], features: list[dict[str, str]]) -> p
             problems.append(f"record {i}: unknown feature(s) {', '.join(map(repr, unknown[:5]))}")
         for feature in features:
             value = record.get(feature["name"])
-            if feature["type"] in NUMERIC and value is not None and not _is_number(value):
+            if feature["type"] in NUMERIC_TYPES and value is not None and not _is_number(value):
                 problems.append(f"record {i}: feature {feature['name']!r} must be a number")
         if len(problems) >= 10:
             break
@@ -109,7 +110,7 @@ class ModelServer:
     def __init__(self) -> None:
         model = bentoml.models.get(os.environ[MODEL_TAG_ENV])  # verified by `prepare` in this container
         self.estimator = bentoml.sklearn.load_model(model)
-        self.features: list[dict[str, str]] = model.info.metadata["features"]
+        self.features = cast(list[dict[str, str]], model.info.metadata["features"])  # as the trainer wrote it
         self.model_name = os.environ.get(MODEL_NAME_ENV, model.tag.name)
         self.version = os.environ.get(MODEL_VERSION_ENV, str(model.tag.version))
         self.telemetry = Telemetry(model.custom_objects["baseline"], self.model_name, self.version)

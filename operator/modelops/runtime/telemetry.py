@@ -16,14 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-OTHER = "__other__"
-MISSING = "__missing__"
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def bin_label(edge: float) -> str:
-    """The label of a numeric bin's upper bound; the drift reader parses it back into the edge."""
-    return repr(float(edge))
+from modelops.contract import serving as wire
+from modelops.contract.serving import LATENCY_BUCKETS, MISSING, OPEN_BIN, OTHER, bin_label
 
 
 def category_label(value: Any, key: bytes) -> str:
@@ -39,7 +33,7 @@ def numeric_bins(values: np.ndarray, edges: list[float]) -> dict[str, int]:
         counts[MISSING] = missing
     present = values[~np.isnan(values)]
     index = np.searchsorted(np.asarray(edges, dtype=float), present, side="left")
-    labels = [bin_label(e) for e in edges] + ["+Inf"]
+    labels = [bin_label(e) for e in edges] + [OPEN_BIN]
     for i, n in zip(*np.unique(index, return_counts=True), strict=True):
         counts[labels[i]] = int(n)
     return counts
@@ -70,7 +64,7 @@ def histogram(values: Any, summary: dict[str, Any]) -> dict[str, int]:
 def baseline_bins(summary: dict[str, Any]) -> dict[str, int]:
     """The baseline's own counts, by the labels live values are counted under."""
     if summary["kind"] == "numeric":
-        labels = [bin_label(e) for e in summary["edges"]] + ["+Inf"]
+        labels = [bin_label(e) for e in summary["edges"]] + [OPEN_BIN]
     else:
         labels = [*summary["categories"], OTHER]
     return dict(zip(labels, summary["counts"], strict=True))
@@ -87,34 +81,32 @@ class Telemetry:
         self.prediction_summary = baseline["prediction"]
         names = ["model", "version"]
         self.requests = bentoml.metrics.Counter(
-            name="modelops_requests", documentation="Prediction requests.", labelnames=names
+            name=wire.REQUESTS, documentation="Prediction requests.", labelnames=names
         )
-        self.records = bentoml.metrics.Counter(
-            name="modelops_records", documentation="Records predicted.", labelnames=names
-        )
+        self.records = bentoml.metrics.Counter(name=wire.RECORDS, documentation="Records predicted.", labelnames=names)
         self.errors = bentoml.metrics.Counter(
-            name="modelops_request_errors",
+            name=wire.ERRORS,
             documentation="Failed prediction requests, by kind (bad_input, model_error).",
             labelnames=[*names, "kind"],
         )
         self.latency = bentoml.metrics.Histogram(
-            name="modelops_request_latency_seconds",
+            name=wire.LATENCY,
             documentation="Prediction latency.",
             labelnames=names,
             buckets=LATENCY_BUCKETS,
         )
         self.features = bentoml.metrics.Counter(
-            name="modelops_feature_observations",
+            name=wire.FEATURES,
             documentation="Live values of each feature, counted on the training baseline's bins.",
             labelnames=[*names, "feature", "bin"],
         )
         self.predictions = bentoml.metrics.Counter(
-            name="modelops_prediction_observations",
+            name=wire.PREDICTIONS,
             documentation="Predictions, counted on the training baseline's bins.",
             labelnames=[*names, "bin"],
         )
         reference = bentoml.metrics.Gauge(
-            name="modelops_baseline_observations",
+            name=wire.BASELINE,
             documentation="The training baseline of each feature, on the bins live values are counted on: what "
             "drift is measured against, carried in the model file (covered by its digest).",
             labelnames=[*names, "feature", "kind", "bin"],

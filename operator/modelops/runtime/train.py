@@ -13,9 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import artifact, dataset, estimator, evaluation, privacy, validation
-from .baseline import baseline, feature_type
-from .contract import (
+from modelops.contract.training import (
     CONFIG_FILE_ENV,
     SALT_ENV,
     USER_ERROR_EXIT_CODE,
@@ -24,6 +22,9 @@ from .contract import (
     TrainResult,
     leave_termination_message,
 )
+
+from . import artifact, dataset, estimator, evaluation, privacy, validation
+from .baseline import baseline, feature_type
 from .redact import redact
 
 log = logging.getLogger("modelops.train")
@@ -95,7 +96,7 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
         dataset_digest=digest,
         metrics=metrics,
         rows=len(frame),
-        features=[Feature(name=c, type=t) for c, t in types.items()],  # type: ignore[arg-type]
+        features=[Feature.model_validate({"name": c, "type": t}) for c, t in types.items()],
         unprotected=unprotected[:MAX_NAMED] or None,
     )
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .contract import Column
+from modelops.contract.serving import NUMERIC_TYPES
+from modelops.contract.training import Column
 
 
 def violations(frame: pd.DataFrame, columns: list[Column], target: str) -> list[str]:
@@ -33,7 +34,7 @@ def _check(values: pd.Series, column: Column) -> list[str]:
             f"{column.max_null_fraction:.1%}"
         )
     present = values.dropna()
-    if column.type in ("number", "integer"):
+    if column.type in NUMERIC_TYPES:
         numeric = pd.to_numeric(present, errors="coerce")
         bad_type = int(numeric.isna().sum())
         if bad_type:

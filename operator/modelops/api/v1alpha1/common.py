@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -26,8 +26,12 @@ class ApiModel(BaseModel):
         """The object as the API server stores it (camelCase, no unset fields)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
+    def updated(self, **changes: Any) -> Self:
+        """A validated copy with these fields (by their Python names) changed, the others as they were."""
+        return self.model_validate({**self.model_dump(exclude_none=True), **changes})
 
-def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict:
+
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
     """One CEL validation rule (`x-kubernetes-validations`) with the message a user sees."""
     out: dict[str, str] = {"rule": rule, "message": message}
     if field_path:
@@ -37,17 +41,17 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     return out
 
 
-def rules(*items: dict) -> dict:
+def rules(*items: dict[str, str]) -> dict[str, Any]:
     """`json_schema_extra` that attaches CEL rules to a model or a field."""
     return {"x-kubernetes-validations": list(items)}
 
 
-def immutable(field: str) -> dict:
+def immutable(field: str) -> dict[str, Any]:
     """A transition rule that refuses any change to the field it is attached to."""
     return rules(cel("self == oldSelf", f"{field} is immutable", reason="FieldValueForbidden"))
 
 
-def at_least(field: str, minimum: str, why: str) -> dict:
+def at_least(field: str, minimum: str, why: str) -> dict[str, str]:
     """A rule on a model with a Duration `field`: it must be at least `minimum` (e.g. `1s`)."""
     return cel(
         f"duration(self.{field}) >= duration('{minimum}')",
@@ -146,6 +150,8 @@ class ResourceRequirements(ApiModel):
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]
+#: How a version serves: all the traffic but a canary's share, or that share.
+Track = Literal["stable", "canary"]
 
 
 class Condition(ApiModel):

@@ -7,6 +7,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from modelops.contract.serving import ColumnType
+from modelops.contract.training import MetricName, Task
+
 from .common import (
     ApiModel,
     ClassRef,
@@ -25,10 +28,6 @@ from .common import (
     rules,
 )
 from .resource import AGE, CRDInfo, CustomResource, NameRule, PrinterColumn
-
-ColumnType = Literal["number", "integer", "boolean", "category", "string"]
-Task = Literal["classification", "regression"]
-MetricName = Literal["accuracy", "precision", "recall", "f1", "rocAuc", "logLoss", "r2", "mae", "rmse", "mape"]
 
 
 class ColumnSpec(ApiModel):

@@ -7,6 +7,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from modelops.contract.serving import SERVER_PORT
+
 from .common import (
     ApiModel,
     Duration,
@@ -16,6 +18,7 @@ from .common import (
     ObjectName,
     ResourceRequirements,
     StatusBase,
+    Track,
     cel,
     rules,
 )
@@ -47,7 +50,7 @@ class RuntimeSpec(ApiModel):
 
     image: Image | None = Field(default=None, description="Serving image. Defaults to the operator's runtime image.")
     resources: ResourceRequirements | None = None
-    port: int = Field(default=3000, ge=1024, le=65535, description="Port the server listens on.")
+    port: int = Field(default=SERVER_PORT, ge=1024, le=65535, description="Port the server listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes per pod.")
     credentials_secret: ObjectName | None = Field(
         default=None,
@@ -185,7 +188,7 @@ class HistoryEntry(ApiModel):
     """One version served, and when."""
 
     version: str = Field(description="The ModelVersion.")
-    track: Literal["stable", "canary"] = Field(default="stable", description="Whether it served as stable or canary.")
+    track: Track = Field(default="stable", description="Whether it served as stable or canary.")
     started: datetime = Field(description="When it started serving.")
     ended: datetime | None = Field(default=None, description="When it stopped; empty while it serves.")
     end_reason: Literal["Replaced", "Promoted", "RolledBack"] | None = Field(

@@ -7,8 +7,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .common import ApiModel, Digest, ModelName, StatusBase, StorageUri, cel, immutable, rules
-from .modelbuild import MetricName, Task, ThresholdSpec
+from modelops.contract.serving import ColumnType
+from modelops.contract.training import MetricName, Task
+
+from .common import ApiModel, Digest, ModelName, StatusBase, StorageUri, Track, cel, immutable, rules
+from .modelbuild import ThresholdSpec
 from .resource import AGE, CRDInfo, CustomResource, PrinterColumn
 
 
@@ -23,7 +26,7 @@ class FeatureSpec(ApiModel):
     """An input the model expects."""
 
     name: str = Field(min_length=1, max_length=256, description="Feature (column) name.")
-    type: Literal["number", "integer", "boolean", "category", "string"] = Field(description="Feature type.")
+    type: ColumnType = Field(description="Feature type.")
 
 
 class Lineage(ApiModel):
@@ -143,7 +146,7 @@ class ServingRef(ApiModel):
     """A ModelDeployment serving the version."""
 
     deployment: str = Field(description="The ModelDeployment, in the same namespace.")
-    track: Literal["stable", "canary"] = Field(description="Whether it serves as stable or as canary.")
+    track: Track = Field(description="Whether it serves as stable or as canary.")
 
 
 class ModelVersionStatus(StatusBase):

@@ -1,4 +1,4 @@
-"""What the operator hands the trainer, and what the trainer hands back.
+"""What the operator hands the trainer, and what the trainer hands back; the metrics a build can be judged by.
 
 Light on purpose (pydantic only): the operator imports it to build a Job, the trainer to read it.
 """
@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from .serving import ColumnType
 
 #: Where the trainer reads its configuration: a file the Job's pod gets from its own annotation (downward API),
 #: so a large configuration never meets the limits of an environment variable.
@@ -19,12 +21,6 @@ CONFIG_FILE_ENV = "MODELOPS_TRAIN_CONFIG_FILE"
 CONFIG_ANNOTATION = "modelops.io/train-config"
 #: The largest configuration the Job carries (a pod's annotations hold 256 KiB in all).
 MAX_CONFIG_BYTES = 200_000
-MODEL_URI_ENV = "MODELOPS_MODEL_URI"
-MODEL_DIGEST_ENV = "MODELOPS_MODEL_DIGEST"
-MODEL_NAME_ENV = "MODELOPS_MODEL"
-MODEL_VERSION_ENV = "MODELOPS_MODEL_VERSION"
-#: The verified model's tag in the server container's local store (set by `modelops serve` for the service).
-MODEL_TAG_ENV = "MODELOPS_MODEL_TAG"
 SALT_ENV = "MODELOPS_PRIVACY_SALT"
 TERMINATION_MESSAGE_LIMIT = 4096
 #: Where a container leaves its last word for its pod's status (a trainer run outside a pod is told elsewhere).
@@ -33,6 +29,15 @@ TERMINATION_LOG_ENV = "MODELOPS_TERMINATION_LOG"
 #: Exit code of a failure a retry cannot fix (bad data, bad parameters); any other non-zero code may be retried.
 USER_ERROR_EXIT_CODE = 2
 
+#: Held-out metrics by task, and those where lower is better (every other one is higher-is-better).
+ClassificationMetric = Literal["accuracy", "precision", "recall", "f1", "rocAuc", "logLoss"]
+RegressionMetric = Literal["r2", "mae", "rmse", "mape"]
+MetricName = Literal[ClassificationMetric, RegressionMetric]
+CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetric)
+REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
+LOWER_IS_BETTER = frozenset({"logLoss", "mae", "rmse", "mape"})
+Task = Literal["classification", "regression"]
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
@@ -40,17 +45,11 @@ class _Wire(BaseModel):
 
 class Column(_Wire):
     name: str
-    type: Literal["number", "integer", "boolean", "category", "string"]
+    type: ColumnType
     minimum: float | None = None
     maximum: float | None = None
     allowed_values: list[str] | None = None
     max_null_fraction: float = 0.0
-
-
-class Threshold(_Wire):
-    metric: str
-    min: float | None = None
-    max: float | None = None
 
 
 class TrainConfig(_Wire):
@@ -59,7 +58,7 @@ class TrainConfig(_Wire):
     build: str
     namespace: str
     model: str
-    task: Literal["classification", "regression"]
+    task: Task
     dataset_uri: str
     dataset_format: Literal["csv", "parquet"] | None = None
     target: str
@@ -78,7 +77,7 @@ class TrainConfig(_Wire):
 
 class Feature(_Wire):
     name: str
-    type: Literal["number", "integer", "boolean", "category", "string"]
+    type: ColumnType
 
 
 class PersonalColumn(_Wire):
