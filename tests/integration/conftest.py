@@ -3,56 +3,22 @@ and a namespace of its own for each test."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from modelops.devcluster.cluster import Cluster, kubeconfig_path
+from modelops.devcluster.cluster import Cluster
 from modelops.devcluster.install import install_api
-from modelops.devcluster.objectstore import SECRET_NAME, ObjectStore
-from modelops.devcluster.operator import Operator
 from modelops.devcluster.toolchain import Toolchain, ensure_toolchain
-from tests.conftest import ROOT, wait_until_answering
+from tests.support.kube import RESTRICTED, Kubectl
+from tests.support.operator import Operator, allowed_by_administrator, operator_environment
+from tests.support.paths import ROOT
+from tests.support.prometheus import Prometheus
+from tests.support.storage import Store
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Kubectl:
-    """kubectl against the local cluster, in one namespace unless told otherwise."""
-
-    tools: Toolchain
-    namespace: str | None = None
-    identity: tuple[str, ...] = ()
-
-    def as_user(self, user: str, *groups: str) -> Kubectl:
-        """The same kubectl, impersonating a user (and groups) so RBAC and admission policies apply to them."""
-        return Kubectl(self.tools, self.namespace, (f"--as={user}", *(f"--as-group={g}" for g in groups)))
-
-    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        ns = ["-n", self.namespace] if self.namespace else []
-        done = subprocess.run(
-            [str(self.tools.kubectl), f"--kubeconfig={kubeconfig_path()}", *self.identity, *ns, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{done.stderr}")
-        return done
-
-    def apply(self, manifest: dict | str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-        return self.run("apply", "-f", "-", *extra, stdin=text, check=check)
-
-    def get(self, *args: str) -> dict:
-        return json.loads(self.run("get", *args, "-o", "json").stdout)
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +43,6 @@ def image(cluster: Toolchain) -> str:
     return built.reference
 
 
-APPROVERS = "modelops-approvers"
-
-
 @pytest.fixture(scope="session")
 def crds(cluster: Toolchain) -> Path:
     """Our CRDs, Established, with the chart's approval policy and approver role."""
@@ -87,48 +50,9 @@ def crds(cluster: Toolchain) -> Path:
     return ROOT / "crds"
 
 
-class Store:
-    """The dev cluster's S3 server as a test sees it: URIs in the namespace's own folder, and the bytes behind
-    them, read and written from the host with the same keys the namespace's Secret holds."""
-
-    def __init__(self, objects: ObjectStore) -> None:
-        import s3fs
-
-        self.objects = objects
-        self.fs = s3fs.S3FileSystem(
-            key=objects.access_key, secret=objects.secret_key, endpoint_url=objects.endpoint, use_listings_cache=False
-        )
-
-    def uri(self, *parts: str) -> str:
-        return self.objects.uri(*parts)
-
-    def read(self, uri: str) -> bytes:
-        return self.fs.cat_file(uri)
-
-    def write(self, uri: str, content: bytes) -> str:
-        self.fs.pipe_file(uri, content)
-        return uri
-
-    def exists(self, uri: str) -> bool:
-        return self.fs.exists(uri)
-
-    def keep(self, result: dict, folder: str) -> dict:
-        """A trainer's result made on the host, its files moved into the store: what a build in a pod leaves."""
-        kept = dict(result)
-        for key in ("artifactUri", "baselineUri"):
-            local = Path(result[key].removeprefix("file://"))
-            kept[key] = self.write(self.uri(folder, local.name), local.read_bytes())
-        return kept
-
-
 @pytest.fixture(scope="session")
 def store(cluster: Toolchain) -> Store:
     return Store(Cluster().object_store())
-
-
-#: The Secret every test namespace holds for the store (as a user's namespace would hold its store's keys).
-STORAGE_SECRET = SECRET_NAME
-RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 
 
 @pytest.fixture
@@ -153,25 +77,14 @@ def kubectl(cluster: Toolchain, namespace: str) -> Kubectl:
 @pytest.fixture(scope="session")
 def operator_env(image: str) -> dict[str, str]:
     """What every operator the tests start is told: the runtime image its Jobs and servers run."""
-    return {"MODELOPS_RUNTIME_IMAGE": image}
-
-
-def allowing(request: pytest.FixtureRequest) -> dict[str, str]:
-    """What the chart's administrator would allow the operator for this test: the Prometheus and the webhook
-    receiver the test itself runs (ask for those fixtures before `operator`), and nothing else."""
-    allowed = {}
-    if "prometheus" in request.fixturenames:
-        allowed["MODELOPS_PROMETHEUS_URLS"] = request.getfixturevalue("prometheus").url
-    if "sink" in request.fixturenames:
-        allowed["MODELOPS_WEBHOOK_URL_PREFIXES"] = request.getfixturevalue("sink").prefix
-    return allowed
+    return operator_environment(image)
 
 
 @pytest.fixture
 def operator(
     namespace: str, operator_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Operator]:
-    env = {**operator_env, **allowing(request)}
+    env = {**operator_env, **allowed_by_administrator(request)}
     running = Operator(tmp_path / "operator.log", namespaces=[namespace], env=env).start()
     yield running
     running.stop()
@@ -196,7 +109,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 def forest(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict:
     """A trained breast-cancer forest's result (artifact and digest in the store, baseline, metrics), to record as
     a version."""
-    from tests.unit.test_trainer import train_bundled
+    from tests.support.training import train_bundled
 
     trained = train_bundled(
         tmp_path_factory.mktemp("forest"),
@@ -205,58 +118,6 @@ def forest(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict:
         {"n_estimators": 10},
     )
     return store.keep(trained, f"shared/forest-{uuid.uuid4().hex[:6]}")
-
-
-class Prometheus:
-    """Debian's Prometheus, scraping the targets a test names (file-based discovery, 1 s interval)."""
-
-    def __init__(self, folder: Path) -> None:
-        import shutil
-
-        from modelops.devcluster.cluster import free_port
-
-        binary = shutil.which("prometheus")
-        assert binary, "Prometheus is missing: `make test` installs Debian's prometheus package"
-        self.targets = folder / "targets.json"
-        self.set_targets([])
-        config = folder / "prometheus.yml"
-        config.write_text(
-            json.dumps(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": [
-                        {
-                            "job_name": "modelops",
-                            "file_sd_configs": [{"files": [str(self.targets)], "refresh_interval": "1s"}],
-                        }
-                    ],
-                }
-            )
-        )
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address={self.url.removeprefix('http://')}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def set_targets(self, addresses: list[str], namespace: str = "") -> None:
-        """Scrape these pods, labelling their series with their namespace, as Prometheus' Kubernetes discovery does."""
-        self.targets.write_text(json.dumps([{"targets": addresses, "labels": {"namespace": namespace}}]))
-
-    def wait_ready(self) -> None:
-        wait_until_answering(f"{self.url}/-/ready", self.process, Path(self.log.name))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.fixture

@@ -7,32 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT
-from tests.integration.conftest import APPROVERS, Kubectl
-
-EXAMPLES = {
-    doc["kind"]: doc
-    for path in sorted((ROOT / "examples").glob("*.yaml"))
-    for doc in yaml.safe_load_all(path.read_text())
-}
-
-MODEL_VERSION: dict[str, Any] = {
-    "apiVersion": "modelops.io/v1alpha1",
-    "kind": "ModelVersion",
-    "metadata": {"name": "breast-cancer-v1"},
-    "spec": {
-        "model": "breast-cancer",
-        "version": 1,
-        "task": "classification",
-        "artifact": {"uri": "file:///tmp/modelops/artifacts/breast-cancer/v1", "digest": "sha256:" + "a" * 64},
-        "metrics": {"accuracy": 0.95, "rocAuc": 0.99},
-        "features": [{"name": "mean radius", "type": "number"}],
-        "lineage": {"build": "breast-cancer-1", "datasetUri": "sklearn://breast_cancer", "datasetDigest": "abc"},
-        "approval": {"state": "Pending"},
-    },
-}
+from tests.support.kube import APPROVERS, Kubectl
+from tests.support.manifests import EXAMPLES, MODEL_VERSION
+from tests.support.paths import ROOT
 
 
 def example(kind: str, edit: Callable[[dict], Any]) -> dict:

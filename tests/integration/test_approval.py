@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import eventually
-from tests.integration.conftest import APPROVERS, Kubectl
-from tests.integration.test_api_validation import MODEL_VERSION
+from tests.support.kube import APPROVERS, Kubectl
+from tests.support.manifests import EDITOR_ROLE, MODEL_VERSION
+from tests.support.waiting import eventually
 
 APPROVE = {"spec": {"approval": {"state": "Approved", "by": "alice", "reason": "reviewed the metrics"}}}
-EDITOR_ROLE = {
-    "apiVersion": "rbac.authorization.k8s.io/v1",
-    "kind": "Role",
-    "metadata": {"name": "mv-editor"},
-    "rules": [{"apiGroups": ["modelops.io"], "resources": ["modelversions"], "verbs": ["*"]}],
-}
 
 
 def test_an_approver_approves_and_anyone_else_is_refused(kubectl: Kubectl) -> None:

@@ -15,8 +15,10 @@ import yaml
 
 from modelops.devcluster.cluster import kubeconfig_path
 from modelops.devcluster.toolchain import KUBERNETES_VERSION, Toolchain
-from tests.conftest import ROOT, eventually
-from tests.integration.conftest import APPROVERS, RESTRICTED, Kubectl, Store
+from tests.support.kube import APPROVERS, RESTRICTED, Kubectl
+from tests.support.paths import ROOT
+from tests.support.storage import Store
+from tests.support.waiting import eventually
 
 CHART = ROOT / "charts" / "modelops"
 EVERYTHING = (

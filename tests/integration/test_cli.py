@@ -16,9 +16,8 @@ from typing import Any
 import yaml
 
 from modelops.devcluster.cluster import kubeconfig_path
-from tests.integration.conftest import APPROVERS, Kubectl
-from tests.integration.test_api_validation import EXAMPLES, MODEL_VERSION
-from tests.integration.test_approval import EDITOR_ROLE
+from tests.support.kube import APPROVERS, Kubectl
+from tests.support.manifests import EDITOR_ROLE, EXAMPLES, MODEL_VERSION
 
 DIGEST = "sha256:" + "5e" * 32
 DATA_DIGEST = "sha256:" + "d4" * 32

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,17 @@ import pytest
 from modelops.devcluster import cluster as devcluster
 from modelops.devcluster import node
 from modelops.devcluster.toolchain import Toolchain
-from tests.integration.conftest import Kubectl
-from tests.integration.test_node import restricted_pod
+from tests.support.kube import Kubectl
+from tests.support.manifests import restricted_pod, web_server
+from tests.support.waiting import eventually
 
 
 def _wait_for(kubectl: Kubectl, jsonpath: str, expected: str, *args: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    value = ""
-    while time.monotonic() < deadline:
-        value = kubectl.run("get", *args, "-o", f"jsonpath={jsonpath}", check=False).stdout
-        if value == expected:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{args} {jsonpath} is {value!r}, not {expected!r}")
+    eventually(
+        lambda: kubectl.run("get", *args, "-o", f"jsonpath={jsonpath}", check=False).stdout == expected,
+        timeout=timeout,
+        what=f"{' '.join(args)} {jsonpath} = {expected!r}",
+    )
 
 
 def test_server_version_is_the_pinned_one(kubectl: Kubectl) -> None:
@@ -127,8 +124,6 @@ def host_state() -> dict[str, object]:
 def test_down_puts_the_host_back_as_it_was_before_up(cluster: Toolchain, kubectl: Kubectl, image: str) -> None:
     """With a pod running (a sandbox, a veth, mounts, kube-proxy's chains for its Service), `down` then leaves
     the host as it found it; `up` comes back for whatever runs after."""
-    from tests.integration.test_node import web_server
-
     for manifest in web_server(image):
         kubectl.apply(manifest)
     kubectl.run("wait", "pod/web", "--for=condition=Ready", "--timeout=120s")

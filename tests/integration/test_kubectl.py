@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import ROOT
-from tests.integration.conftest import Kubectl
-from tests.integration.test_api_validation import MODEL_VERSION
+from tests.support.kube import Kubectl
+from tests.support.manifests import MODEL_VERSION
+from tests.support.paths import ROOT
 
 
 def test_get_modelops_lists_the_four_kinds_with_their_columns(kubectl: Kubectl) -> None:

@@ -8,31 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import eventually
-from tests.integration.conftest import STORAGE_SECRET, Kubectl, Operator, Store
-
-BUILD: dict[str, Any] = {
-    "apiVersion": "modelops.io/v1alpha1",
-    "kind": "ModelBuild",
-    "metadata": {"name": "cancer-1"},
-    "spec": {
-        "model": "cancer",
-        "task": "classification",
-        "dataset": {
-            "uri": "sklearn://breast_cancer",
-            "target": "target",
-            "columns": [{"name": "mean radius", "type": "number", "minimum": 0, "maximum": 100}],
-        },
-        "trainer": {
-            "estimator": {"className": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 2000}},
-            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
-            "activeDeadline": "10m",
-            "retries": 2,
-        },
-        "evaluation": {"thresholds": [{"metric": "accuracy", "min": 0.8}]},
-        "artifacts": {"uri": "s3://modelops", "credentialsSecret": STORAGE_SECRET},
-    },
-}
+from tests.support.builds import BUILD, phase
+from tests.support.kube import Kubectl
+from tests.support.operator import Operator
+from tests.support.storage import Store
+from tests.support.waiting import eventually
 
 
 def build(name: str, **changes: Any) -> dict[str, Any]:
@@ -45,14 +25,6 @@ def build(name: str, **changes: Any) -> dict[str, Any]:
             node = node.setdefault(key, {})
         node[leaf] = value
     return document
-
-
-def phase(kubectl: Kubectl, name: str, wanted: tuple[str, ...] = ("Succeeded", "Failed"), timeout: float = 240) -> dict:
-    return eventually(
-        lambda: (b := kubectl.get("mb", name)).get("status", {}).get("phase") in wanted and b,
-        timeout=timeout,
-        what=f"build {name} in {wanted}",
-    )
 
 
 def events(kubectl: Kubectl, name: str) -> list[dict]:

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from modelops.devcluster.traffic import Traffic, service_url
-from tests.conftest import eventually
-from tests.integration.conftest import APPROVERS, STORAGE_SECRET, Kubectl, Operator, Prometheus, Store
-from tests.unit.test_trainer import train_bundled
-
-MODEL = "cancer"
+from modelops.devcluster.traffic import service_url
+from tests.support.deployments import approve, condition, deployment, status, traffic, version
+from tests.support.kube import Kubectl
+from tests.support.operator import Operator
+from tests.support.prometheus import Prometheus
+from tests.support.storage import Store
+from tests.support.training import train_bundled
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -33,59 +34,6 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict[st
             ("wine", "wine", linear, {"max_iter": 3000}),
         )
     }
-
-
-def version(number: int, result: dict) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelops.io/v1alpha1",
-        "kind": "ModelVersion",
-        "metadata": {"name": f"{MODEL}-v{number}", "labels": {"modelops.io/model": MODEL}},
-        "spec": {
-            "model": MODEL,
-            "version": number,
-            "task": "classification",
-            "artifact": {"uri": result["artifactUri"], "digest": result["artifactDigest"]},
-            "metrics": result["metrics"],
-            "baselineUri": result["baselineUri"],
-        },
-    }
-
-
-def approve(kubectl: Kubectl, number: int) -> None:
-    patch = {"spec": {"approval": {"state": "Approved", "by": "alice", "reason": "test"}}}
-    kubectl.as_user("alice", APPROVERS).run(
-        "patch", "mv", f"{MODEL}-v{number}", "--type=merge", "-p", json.dumps(patch)
-    )
-    eventually(
-        lambda: kubectl.get("mv", f"{MODEL}-v{number}").get("status", {}).get("stage") == "Approved", what="Approved"
-    )
-
-
-def deployment(**spec: Any) -> dict[str, Any]:
-    """A deployment of the model whose servers read artifacts with the namespace's store Secret."""
-    runtime = {"credentialsSecret": STORAGE_SECRET, **spec.pop("runtime", {})}
-    return {
-        "apiVersion": "modelops.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "cancer"},
-        "spec": {"model": MODEL, "replicas": 2, "runtime": runtime, **spec},
-    }
-
-
-def status(kubectl: Kubectl) -> dict[str, Any]:
-    return kubectl.get("md", "cancer").get("status", {})
-
-
-def condition(kubectl: Kubectl, type_: str) -> dict[str, Any]:
-    return next((c for c in status(kubectl).get("conditions", []) if c["type"] == type_), {})
-
-
-def traffic(kubectl: Kubectl, records: list[dict] | None = None) -> Traffic:
-    """Requests to the deployment's Service, which kube-proxy spreads over the ready pods of both tracks."""
-    records = records or load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5).to_dict(
-        orient="records"
-    )
-    return Traffic(service_url(kubectl.get("service", MODEL)), records)
 
 
 def test_serves_the_latest_approved_version(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:

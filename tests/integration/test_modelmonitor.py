@@ -15,9 +15,12 @@ from sklearn.datasets import load_breast_cancer
 
 from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster.alerts import AlertReceiver
-from tests.conftest import eventually
-from tests.integration.conftest import STORAGE_SECRET, Kubectl, Operator, Prometheus
-from tests.integration.test_modeldeployment import approve, condition, deployment, traffic, version
+from tests.support.deployments import approve, condition, deployment, traffic, version
+from tests.support.kube import Kubectl
+from tests.support.operator import Operator
+from tests.support.prometheus import Prometheus
+from tests.support.storage import STORAGE_SECRET
+from tests.support.waiting import eventually
 
 FRAME = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
 NORMAL = FRAME.sample(frac=1, random_state=3).to_dict(orient="records")  # the training data, in 20-record batches

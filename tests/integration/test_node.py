@@ -10,47 +10,9 @@ import json
 import pytest
 
 from modelops.devcluster import node
-from tests.conftest import eventually
-from tests.integration.conftest import Kubectl
-
-
-def restricted_pod(image: str, command: list[str], **container: object) -> dict:
-    """A pod spec of the image as restricted as the chart's pods (read-only, no privilege, every capability gone)."""
-    return {
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [
-            {
-                "name": "main",
-                "image": image,
-                "command": command,
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                **container,
-            }
-        ],
-    }
-
-
-def web_server(image: str) -> list[dict]:
-    """A pod of the image serving its own /opt/venv over HTTP, and its Service."""
-    serve = ["python3", "-m", "http.server", "8080", "--directory", "/opt/venv"]
-    probe = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "web", "labels": {"app": "web"}},
-        "spec": restricted_pod(image, serve, readinessProbe=probe),
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
-    }
-    return [pod, service]
+from tests.support.kube import Kubectl
+from tests.support.manifests import web_server
+from tests.support.waiting import eventually
 
 
 @pytest.fixture

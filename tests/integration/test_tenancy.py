@@ -24,11 +24,15 @@ from sklearn.datasets import load_breast_cancer
 
 from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster.traffic import Traffic, ready_pod_addresses, service_url
-from tests.conftest import ROOT, eventually
-from tests.integration.conftest import APPROVERS, RESTRICTED, STORAGE_SECRET, Kubectl, Operator, Prometheus, Store
-from tests.integration.test_modelbuild import BUILD, phase
-from tests.integration.test_modeldeployment import deployment, version
-from tests.unit.test_trainer import customers
+from tests.support.builds import BUILD, phase
+from tests.support.deployments import deployment, version
+from tests.support.kube import APPROVERS, RESTRICTED, Kubectl
+from tests.support.operator import Operator
+from tests.support.paths import ROOT
+from tests.support.prometheus import Prometheus
+from tests.support.storage import STORAGE_SECRET, Store
+from tests.support.training import customers
+from tests.support.waiting import eventually
 
 MALLORY = "mallory"
 #: Every verb on the four kinds, in her namespace only: what a namespace's data scientist is given.

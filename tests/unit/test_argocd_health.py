@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, KINDS, CustomResource
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 CHECKS = ROOT / "charts" / "modelops" / "argocd" / GROUP
 MODELS: dict[str, type[CustomResource]] = {kind.crd.kind: kind for kind in KINDS}

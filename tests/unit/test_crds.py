@@ -10,7 +10,7 @@ import yaml
 
 from modelops.api.crds import all_crds, file_name, render
 from modelops.api.v1alpha1 import KINDS
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 CRDS = {file_name(doc): doc for doc in all_crds()}
 #: Kopf's peering CRDs, copied by hand, and the admission policies that ship with the CRDs: the chart's crds/ folder

@@ -15,7 +15,7 @@ import promql_parser
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 DASHBOARD = ROOT / "charts/modelops/dashboards/modelops.json"
 #: The series a family of each type exports (prometheus_client's exposition).

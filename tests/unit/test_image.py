@@ -1,6 +1,7 @@
 """The container image's recipe, built here without a Docker engine: the Dockerfile's Python environment comes from
 scripts/image-venv.sh, which this test runs the same way, so a lock file that misses a runtime dependency, a dev tool
-that leaks into the image, or a chart that disagrees with the image's user or tag fails here."""
+that leaks into the image, or a chart that disagrees with the image's user or tag fails here. The operator alone,
+on its declared dependencies (no runtime extra), must start too."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from modelops import __version__
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 CHART = ROOT / "charts" / "modelops"
 
@@ -25,20 +26,44 @@ def uv() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = tmp_path_factory.mktemp("image") / "venv"
+def installed(venv: Path, lock: str) -> Path:
+    """A virtualenv with the lock file's packages and modelops itself, as the image gets them."""
     for step in ("deps", "app"):
         done = subprocess.run(
             ["sh", "scripts/image-venv.sh", step, str(venv)],
             cwd=ROOT,
-            env={**os.environ, "UV": uv()},
+            env={**os.environ, "UV": uv(), "LOCK": lock},
             capture_output=True,
             text=True,
             timeout=900,
         )
         assert done.returncode == 0, done.stderr
     return venv
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return installed(tmp_path_factory.mktemp("image") / "venv", "requirements-image.lock")
+
+
+def locked(lock: str) -> dict[str, str]:
+    """name → version of a lock file."""
+    pins = (line.split(" ")[0].split("==") for line in (ROOT / lock).read_text().splitlines() if "==" in line)
+    return {name: version for name, version in pins}
+
+
+def test_the_operator_starts_on_its_declared_dependencies_alone(tmp_path: Path) -> None:
+    venv = installed(tmp_path / "venv", "requirements-operator.lock")
+    python = str(venv / "bin" / "python")
+    started = subprocess.run([str(venv / "bin" / "modelops"), "run", "--help"], capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    done = subprocess.run([python, "-c", "import modelops.controllers.main"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for library in ("sklearn", "pandas", "bentoml"):  # so none of them is what the operator needs
+        absent = subprocess.run([python, "-c", f"import {library}"], capture_output=True, text=True)
+        assert absent.returncode != 0, f"{library} is installed with the operator's own dependencies"
+    everything = locked("requirements.lock")
+    assert {n: everything.get(n) for n in locked("requirements-operator.lock")} == locked("requirements-operator.lock")
 
 
 def test_image_runs_the_operator_the_trainer_and_the_server(image_venv: Path) -> None:

@@ -305,7 +305,7 @@ def test_kind_names_are_kubectls(text: str, kind: lineage.Kind, name: str) -> No
 def test_the_short_names_are_the_crds() -> None:
     import yaml
 
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     for kind in lineage.KINDS:
         crd = yaml.safe_load((ROOT / "crds" / f"{kind.crd.plural}.yaml").read_text())

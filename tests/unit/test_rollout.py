@@ -3,12 +3,14 @@ rollout's state machine (plan, decide) with its history."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
-from modelops.controllers.kube import merge_patch
+from modelops.api.v1alpha1.modeldeployment import Measurement, RolloutStatus
+from modelops.controllers.kube import changes
 from modelops.resources import modeldeployment as md
 from modelops.resources import rollout
 from modelops.resources.policy import Policy
@@ -34,6 +36,8 @@ def version(number: int, stage: str | None, approval: str | None = None) -> Mode
 
 
 ANYWHERE = Policy()
+T0, T1, T2, T3 = (dt.datetime(2026, 12, 1, 12, 0, s, tzinfo=dt.UTC) for s in range(4))
+STABLE = RolloutStatus(phase="Stable")
 
 
 def deployment(**spec: Any) -> ModelDeployment:
@@ -119,41 +123,41 @@ def test_canary_verdicts(
 
 
 def test_history_closes_the_open_entry_of_a_version_and_track() -> None:
-    history = rollout.history_start([], "m-v1", "stable", "t1")
-    history = rollout.history_start(history, "m-v2", "canary", "t2")
-    history = rollout.history_end(history, "m-v2", "canary", "Promoted", "t3")
-    history = rollout.history_end(history, "m-v1", "stable", "Replaced", "t3")
-    assert [(h["version"], h["track"], h.get("endReason")) for h in history] == [
+    history = rollout.history_start([], "m-v1", "stable", T1)
+    history = rollout.history_start(history, "m-v2", "canary", T2)
+    history = rollout.history_end(history, "m-v2", "canary", "Promoted", T3)
+    history = rollout.history_end(history, "m-v1", "stable", "Replaced", T3)
+    assert [(h.version, h.track, h.end_reason, h.ended) for h in history] == [
+        ("m-v1", "stable", "Replaced", T3),
+        ("m-v2", "canary", "Promoted", T3),
+    ]
+    assert [(h.version, h.track, h.end_reason) for h in history] == [
         ("m-v1", "stable", "Replaced"),
         ("m-v2", "canary", "Promoted"),
     ]
 
 
-def test_merge_patch_removes_what_went_away() -> None:
+def test_a_status_patch_removes_what_went_away_and_sends_only_what_changed() -> None:
     previous = {"rollout": {"phase": "Progressing", "step": 1, "canaryVersion": "m-v2"}, "replicas": 2}
     desired = {"rollout": {"phase": "Stable"}, "replicas": 2}
-    assert merge_patch(previous, desired) == {
-        "rollout": {"phase": "Stable", "step": None, "canaryVersion": None},
-        "replicas": 2,
-    }
+    assert changes(previous, desired) == {"rollout": {"phase": "Stable", "step": None, "canaryVersion": None}}
+    assert changes(desired, desired) == {}, "an unchanged status is not written"
 
 
 def tracks(state: rollout.Rollout) -> list[tuple[str, str, str | None]]:
-    return [(h["version"], h["track"], h.get("endReason")) for h in state.history]
+    return [(h.version, h.track, h.end_reason) for h in state.history]
 
 
 def test_the_first_version_is_served_at_once() -> None:
-    state = rollout.plan(deployment(rollout=CANARY), None, version(1, "Approved"), {}, [], "t1")
+    state = rollout.plan(deployment(rollout=CANARY), None, version(1, "Approved"), None, [], T1)
     assert state.stable.metadata.name == "m-v1" and state.canary is None
-    assert state.status == {"phase": "Stable"} and tracks(state) == [("m-v1", "stable", None)]
+    assert state.status == STABLE and tracks(state) == [("m-v1", "stable", None)]
     assert [e[1] for e in state.events] == ["Serving"] and state.decisions == []
 
 
 def test_rolling_replaces_the_stable_version() -> None:
     v1, v2 = version(1, "Archived"), version(2, "Approved")
-    state = rollout.plan(
-        deployment(), v1, v2, {"phase": "Stable"}, rollout.history_start([], "m-v1", "stable", "t0"), "t1"
-    )
+    state = rollout.plan(deployment(), v1, v2, STABLE, rollout.history_start([], "m-v1", "stable", T0), T1)
     assert state.stable is v2 and state.canary is None
     assert tracks(state) == [("m-v1", "stable", "Replaced"), ("m-v2", "stable", None)]
     assert [e[1] for e in state.events] == ["RollingUpdate"]
@@ -161,45 +165,45 @@ def test_rolling_replaces_the_stable_version() -> None:
 
 def test_a_canary_starts_once_then_continues() -> None:
     v1, v2 = version(1, "Archived"), version(2, "Approved")
-    started = rollout.plan(deployment(rollout=CANARY), v1, v2, {"phase": "Stable"}, [], "t1")
+    started = rollout.plan(deployment(rollout=CANARY), v1, v2, STABLE, [], T1)
     assert started.stable is v1 and started.canary is v2 and started.decisions == ["Start"]
-    assert started.status["phase"] == "Progressing" and started.status["step"] == 0
-    again = rollout.plan(deployment(rollout=CANARY), v1, v2, started.status, started.history, "t2")
+    assert started.status.phase == "Progressing" and started.status.step == 0
+    again = rollout.plan(deployment(rollout=CANARY), v1, v2, started.status, started.history, T2)
     assert again.canary is v2 and again.events == [] and again.decisions == [] and again.status == started.status
 
 
 def test_a_newer_approval_replaces_the_running_canary() -> None:
     v1, v2, v3 = version(1, "Archived"), version(2, "Archived"), version(3, "Approved")
-    first = rollout.plan(deployment(rollout=CANARY), v1, v2, {"phase": "Stable"}, [], "t1")
-    second = rollout.plan(deployment(rollout=CANARY), v1, v3, first.status, first.history, "t2")
-    assert second.canary is v3 and second.status["canaryVersion"] == "m-v3"
+    first = rollout.plan(deployment(rollout=CANARY), v1, v2, STABLE, [], T1)
+    second = rollout.plan(deployment(rollout=CANARY), v1, v3, first.status, first.history, T2)
+    assert second.canary is v3 and second.status.canary_version == "m-v3"
     assert tracks(second) == [("m-v2", "canary", "Replaced"), ("m-v3", "canary", None)]
 
 
 def test_the_canary_is_dropped_when_the_stable_version_is_the_target_again() -> None:
     v1, v2 = version(1, "Approved"), version(2, "Rejected")
-    first = rollout.plan(deployment(rollout=CANARY), v1, v2, {"phase": "Stable"}, [], "t1")
-    back = rollout.plan(deployment(rollout=CANARY), v1, v1, first.status, first.history, "t2")
-    assert back.canary is None and back.status == {"phase": "Stable"}
+    first = rollout.plan(deployment(rollout=CANARY), v1, v2, STABLE, [], T1)
+    back = rollout.plan(deployment(rollout=CANARY), v1, v1, first.status, first.history, T2)
+    assert back.canary is None and back.status == STABLE
     assert tracks(back) == [("m-v2", "canary", "Replaced")]
 
 
 def test_a_rolled_back_version_is_not_retried_but_a_newer_one_is() -> None:
     v1, v2, v3 = version(1, "Archived"), version(2, "Approved"), version(3, "Approved")
-    rolled_back = {"phase": "RolledBack", "canaryVersion": "m-v2"}
-    assert rollout.plan(deployment(rollout=CANARY), v1, v2, rolled_back, [], "t1").canary is None
-    assert rollout.plan(deployment(rollout=CANARY), v1, v3, rolled_back, [], "t1").canary is v3
+    rolled_back = RolloutStatus(phase="RolledBack", canary_version="m-v2")
+    assert rollout.plan(deployment(rollout=CANARY), v1, v2, rolled_back, [], T1).canary is None
+    assert rollout.plan(deployment(rollout=CANARY), v1, v3, rolled_back, [], T1).canary is v3
 
 
 def test_a_serving_version_that_vanished_blocks_the_rollout_instead_of_skipping_the_canary() -> None:
     """The stable version's record is gone (deleted by force) while a rolled-back canary is the latest Approved:
     before, that canary went straight into full service; now nothing is applied and the pods serve on."""
-    serving = rollout.history_start([], "m-v2", "stable", "t0")
-    rolled_back = {"phase": "RolledBack", "canaryVersion": "m-v3"}
-    state = rollout.plan(deployment(rollout=CANARY), None, version(3, "Approved"), rolled_back, serving, "t1")
+    serving = rollout.history_start([], "m-v2", "stable", T0)
+    rolled_back = RolloutStatus(phase="RolledBack", canary_version="m-v3")
+    state = rollout.plan(deployment(rollout=CANARY), None, version(3, "Approved"), rolled_back, serving, T1)
     assert state.blocked and state.blocked[0] == "ServingVersionMissing" and "m-v2" in state.blocked[1]
     assert state.stable is None and state.canary is None and state.events == [] and state.history == serving
-    never_served = rollout.plan(deployment(rollout=CANARY), None, version(3, "Approved"), rolled_back, [], "t1")
+    never_served = rollout.plan(deployment(rollout=CANARY), None, version(3, "Approved"), rolled_back, [], T1)
     assert never_served.blocked and never_served.blocked[0] == "RolledBack", "a rolled-back version needs a canary"
 
 
@@ -218,28 +222,24 @@ def test_a_serving_version_that_vanished_blocks_the_rollout_instead_of_skipping_
 )
 def test_decide_acts_on_the_verdict(action: str, stable: str, phase: str, history: list) -> None:
     v1, v2 = version(1, "Archived"), version(2, "Approved")
-    served = rollout.history_start([], "m-v1", "stable", "t0")
-    started = rollout.plan(
-        deployment(rollout=CANARY), v1, v2, {"phase": "Stable"}, served if action != "Advance" else [], "t1"
-    )
-    decided = rollout.decide(started, md.Verdict(action, "why"), {"requests": 40}, "t2")
-    assert decided.stable.metadata.name == stable and decided.status["phase"] == phase
+    served = rollout.history_start([], "m-v1", "stable", T0)
+    started = rollout.plan(deployment(rollout=CANARY), v1, v2, STABLE, served if action != "Advance" else [], T1)
+    decided = rollout.decide(started, md.Verdict(action, "why"), Measurement(requests=40), T2)
+    assert decided.stable.metadata.name == stable and decided.status.phase == phase
     assert (decided.canary is None) == (action != "Advance")
-    assert decided.decisions == ["Start", action] and decided.status["lastDecision"]["action"] == action
-    assert sorted(tracks(decided)) == sorted(history)
+    assert decided.decisions == ["Start", action] and decided.status.last_decision.action == action
+    assert sorted(tracks(decided), key=str) == sorted(history, key=str)
     if action == "Advance":
-        assert decided.status["step"] == 1 and decided.status["stepStarted"] == "t2"
-        assert started.status["step"] == 0  # the previous state is left as it was
+        assert decided.status.step == 1 and decided.status.step_started == T2
+        assert started.status.step == 0  # the previous state is left as it was
 
 
 def test_a_wait_is_recorded_only_when_its_reason_changes() -> None:
-    started = rollout.plan(
-        deployment(rollout=CANARY), version(1, "Archived"), version(2, "Approved"), {"phase": "Stable"}, [], "t1"
-    )
-    once = rollout.decide(started, md.Verdict("Wait", "measuring"), {}, "t2")
-    twice = rollout.decide(once, md.Verdict("Wait", "measuring"), {}, "t3")
+    started = rollout.plan(deployment(rollout=CANARY), version(1, "Archived"), version(2, "Approved"), STABLE, [], T1)
+    once = rollout.decide(started, md.Verdict("Wait", "measuring"), Measurement(requests=0), T2)
+    twice = rollout.decide(once, md.Verdict("Wait", "measuring"), Measurement(requests=0), T3)
     assert once.decisions == ["Start", "Wait"] and twice.decisions == ["Start", "Wait"]
-    assert twice.status["lastDecision"]["time"] == "t2"
+    assert twice.status.last_decision.time == T2
 
 
 def server(generation: int = 2, wanted: int = 2, **status: int) -> dict[str, Any]:

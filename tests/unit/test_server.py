@@ -14,10 +14,10 @@ import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from modelops.contract.serving import bin_label
 from modelops.devcluster.cluster import free_port
-from modelops.runtime.telemetry import bin_label
-from tests.conftest import wait_until_answering
-from tests.unit.test_trainer import train_bundled
+from tests.support.training import train_bundled
+from tests.support.waiting import wait_until_answering
 
 
 @pytest.fixture(scope="module")

@@ -3,64 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from modelops.runtime.contract import CONFIG_FILE_ENV, SALT_ENV, USER_ERROR_EXIT_CODE, TrainResult
+from modelops.contract.training import USER_ERROR_EXIT_CODE, TrainResult
 from modelops.runtime.telemetry import category_label
+from tests.support.training import bundled, customers, run_trainer
 
 SALT = "pepper-for-tests"
-
-
-def run_trainer(tmp_path: Path, config: dict[str, Any], salt: str | None = None) -> tuple[int, TrainResult, str]:
-    """Run `modelops train` as the Job would, and return (exit code, result, everything it logged)."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    termination = tmp_path / "termination-log"
-    config_file = tmp_path / "train.json"  # as the Job's downward API volume holds it
-    artifacts = f"file://{tmp_path}/artifacts/ns/m/b1"
-    config_file.write_text(
-        json.dumps({"build": "b1", "namespace": "ns", "model": "m", "artifactsFolder": artifacts, **config})
-    )
-    env = {
-        **os.environ,
-        CONFIG_FILE_ENV: str(config_file),
-        "MODELOPS_TERMINATION_LOG": str(termination),
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    if salt:
-        env[SALT_ENV] = salt
-    done = subprocess.run(
-        [sys.executable, "-m", "modelops.cli", "train"], env=env, capture_output=True, text=True, timeout=300
-    )
-    return done.returncode, TrainResult.from_message(termination.read_text()), done.stdout + done.stderr
-
-
-def bundled(dataset: str, estimator: str, params: dict, task: str = "classification") -> dict[str, Any]:
-    """The trainer's configuration for a dataset bundled with scikit-learn (its label column is `target`)."""
-    return {
-        "task": task,
-        "datasetUri": f"sklearn://{dataset}",
-        "target": "target",
-        "estimator": estimator,
-        "params": params,
-    }
-
-
-def train_bundled(folder: Path, dataset: str, estimator: str, params: dict) -> dict[str, Any]:
-    """A trained classifier's result (artifact URI and digest, baseline, metrics), for tests that serve it."""
-    code, result, _ = run_trainer(folder, bundled(dataset, estimator, params))
-    assert code == 0, result.error
-    return result.model_dump(by_alias=True)
 
 
 def everything_written(tmp_path: Path) -> bytes:
@@ -100,24 +54,6 @@ def test_regression_on_a_bundled_dataset(tmp_path: Path) -> None:
     assert set(result.metrics) == {"r2", "mae", "rmse", "mape"}
     assert 0.3 < result.metrics["r2"] < 0.7  # diabetes is a hard dataset; a linear model explains about half
     assert result.metrics["rmse"] > result.metrics["mae"] > 0
-
-
-def customers(path: Path, rows: int = 400) -> Path:
-    rng = np.random.default_rng(7)
-    age = rng.integers(18, 90, rows)
-    income = rng.normal(50_000, 15_000, rows).round(2)
-    frame = pd.DataFrame(
-        {
-            "customer_id": [f"CUST-{i:05d}" for i in range(rows)],
-            "email": [f"person{i}@example.org" for i in range(rows)],
-            "age": age,
-            "income": income,
-            "plan": rng.choice(["basic", "plus", "pro"], rows),
-            "churned": ((age < 30) ^ (income > 60_000)).astype(int),
-        }
-    )
-    frame.to_csv(path, index=False)
-    return path
 
 
 PERSONAL = {
@@ -178,7 +114,7 @@ def test_a_broken_rule_fails_naming_the_column(tmp_path: Path, column: dict, exp
 
 
 def test_result_fits_the_termination_message() -> None:
-    from modelops.runtime.contract import Feature
+    from modelops.contract.training import Feature
 
     wide = TrainResult(
         ok=True, metrics={"accuracy": 1.0}, features=[Feature(name=f"f{i:04d}", type="number") for i in range(500)]

@@ -8,14 +8,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from modelops.api.v1alpha1 import ModelBuild, ModelVersion
+from modelops.api.v1alpha1 import ModelBuild, ModelDeploymentStatus, ModelVersion
+from modelops.api.v1alpha1.modelversion import ServingRef
+from modelops.contract.training import TrainResult
 from modelops.controllers import http
 from modelops.controllers.kube import NotOwned, check_owned
 from modelops.resources import modelbuild, podstate
 from modelops.resources import modelversion as versions
 from modelops.resources.measure import Scope, prometheus_queries, serving_totals
 from modelops.resources.policy import Policy
-from modelops.runtime.contract import TrainResult
 from modelops.runtime.redact import redact
 
 POLICY = Policy(
@@ -142,11 +143,12 @@ def test_a_pod_says_why_it_does_not_run() -> None:
 
 def test_what_serves_a_version_and_when_it_is_superseded() -> None:
     status = {"servingVersion": "m-v1", "rollout": {"phase": "Progressing", "canaryVersion": "m-v2"}}
-    assert versions.served(status) == [("m-v1", "stable"), ("m-v2", "canary")]
+    assert versions.served(ModelDeploymentStatus.model_validate(status)) == [("m-v1", "stable"), ("m-v2", "canary")]
     rolled_back = {"servingVersion": "m-v1", "rollout": {"phase": "RolledBack", "canaryVersion": "m-v2"}}
-    assert versions.served(rolled_back) == [("m-v1", "stable")], "a rolled-back canary serves nothing"
-    refs = [{"deployment": "b", "track": "stable"}, {"deployment": "a", "track": "canary"}] * 2
-    assert versions.serving_refs(refs) == [
+    rolled_back_status = ModelDeploymentStatus.model_validate(rolled_back)
+    assert versions.served(rolled_back_status) == [("m-v1", "stable")], "a rolled-back canary serves nothing"
+    refs = [ServingRef(deployment="b", track="stable"), ServingRef(deployment="a", track="canary")] * 2
+    assert [r.to_api() for r in versions.serving_refs(refs)] == [
         {"deployment": "a", "track": "canary"},
         {"deployment": "b", "track": "stable"},
     ]

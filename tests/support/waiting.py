@@ -1,13 +1,10 @@
-"""Shared paths and helpers."""
+"""Waiting for what a test expects: until a check holds, or until a process answers over HTTP."""
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from modelops.devcluster.operator import wait_until_answering
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
@@ -21,4 +18,4 @@ def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condi
     raise AssertionError(f"{what} not reached in {timeout}s")
 
 
-__all__ = ["ROOT", "eventually", "wait_until_answering"]
+__all__ = ["eventually", "wait_until_answering"]

@@ -1,0 +1,1 @@
+"""Builders and helpers the unit and integration tests share."""
