@@ -140,11 +140,6 @@ def test_a_completed_job_without_a_readable_result_fails_the_build(message: str 
     assert found.message == "the trainer succeeded but left no result"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ResultMissing drops the Job's startTime and completionTime: the Failed build shows no "
-    "status.completionTime, unlike every other failure of a Job that ran",
-)
 def test_a_completed_job_without_a_result_still_says_when_it_ran() -> None:
     found = outcome(BUILD, completed(), [pod(exited(0))])
     assert (found.phase, found.started, found.finished) == ("Failed", STARTED, FINISHED)
@@ -286,12 +281,6 @@ def test_a_trainer_may_claim_only_a_digested_artifact_inside_its_folder(claim: d
     assert (found is None) if problem is None else (problem in (found or ""))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="result_problem misses what the ModelVersion CRD refuses: a trailing '..' segment (it looks only for "
-    "'/../') and a baselineDigest that is no sha256 digest (it checks only artifactDigest); the build is then not "
-    "failed with ResultRejected but kube.create raises Refused at every look, and the build never finishes",
-)
 @pytest.mark.parametrize(
     "claim",
     [

@@ -70,7 +70,12 @@ def settle(body: dict[str, Any]) -> None:
             rejected = children.result_problem(build, outcome.result)
             if rejected:
                 outcome = dataclasses.replace(outcome, phase="Failed", reason="ResultRejected", message=rejected)
-        version = _record_version(build, fresh, outcome) if outcome.phase == "Succeeded" else None
+        version = None
+        if outcome.phase == "Succeeded":
+            try:
+                version = _record_version(build, fresh, outcome)
+            except kube.Refused as error:  # the same record would be refused again: fail, saying why, once
+                outcome = dataclasses.replace(outcome, phase="Failed", reason="VersionRefused", message=str(error))
         kube.write_status(build, build.status, _status(build, outcome, version))
         if outcome.phase != previous or (outcome.reason and outcome.reason != _reason(build)):
             _announce(fresh, outcome, version)

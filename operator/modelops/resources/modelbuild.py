@@ -25,6 +25,7 @@ from . import meta, podstate, security
 from .policy import Policy
 
 TRAINER = "trainer"
+SHA256 = r"sha256:[a-f0-9]{64}"
 CONFIG_DIR = "/etc/modelops"
 CONFIG_FILE = "train.json"
 
@@ -225,7 +226,8 @@ def outcome(build: ModelBuild, job: dict[str, Any] | None, pods: list[dict[str, 
     if _job_condition(job, "Complete"):
         result = next((r for r in map(_result, pods) if r and r.ok), None)
         if result is None:
-            return Outcome("Failed", reason="ResultMissing", message="the trainer succeeded but left no result")
+            message = "the trainer succeeded but left no result"
+            return Outcome("Failed", reason="ResultMissing", message=message, started=started, finished=finished)
         return Outcome("Succeeded", result=result, started=started, finished=finished)
     failed = _job_condition(job, "Failed")
     if failed:
@@ -288,10 +290,12 @@ def result_problem(build: ModelBuild, result: TrainResult) -> str | None:
     so what it says it exported must lie in the build's own folder, and be a digest."""
     folder = version_folder(build) + "/"
     for field, uri in (("artifactUri", result.artifact_uri), ("baselineUri", result.baseline_uri)):
-        if uri is not None and (not uri.startswith(folder) or "/../" in uri or any(c in uri for c in "?#")):
+        if uri is not None and (not uri.startswith(folder) or ".." in uri.split("/") or any(c in uri for c in "?#")):
             return f"the trainer's {field} {uri} is not inside the build's folder {folder}"
-    if not result.artifact_uri or not re.fullmatch(r"sha256:[a-f0-9]{64}", result.artifact_digest or ""):
+    if not result.artifact_uri or not re.fullmatch(SHA256, result.artifact_digest or ""):
         return "the trainer's result names no artifact with a sha256 digest"
+    if result.baseline_digest is not None and not re.fullmatch(SHA256, result.baseline_digest):
+        return "the trainer's baselineDigest is not a sha256 digest"
     return None
 
 

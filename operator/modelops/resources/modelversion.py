@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from modelops.api.v1alpha1 import ModelDeploymentStatus, ModelVersion
@@ -33,7 +34,8 @@ def checks(version: ModelVersion, champion: ModelVersion | None) -> list[CheckRe
             CheckResult(
                 name=f"threshold:{bar.metric}",
                 passed=low_ok and high_ok,
-                message=f"{bar.metric} {value:.4g} {'meets' if low_ok and high_ok else 'misses'} {bounds}",
+                message=f"{bar.metric} {_shown(value, (bar.min, bar.max))} "
+                f"{'meets' if low_ok and high_ok else 'misses'} {bounds}",
             )
         )
     primary = policy.primary_metric if policy else None
@@ -41,7 +43,8 @@ def checks(version: ModelVersion, champion: ModelVersion | None) -> list[CheckRe
         ours, theirs = spec.metrics[primary], champion.spec.metrics[primary]
         allowed = policy.allowed_regression if policy else 0.0
         lower_better = primary in LOWER_IS_BETTER
-        passed = ours <= theirs + allowed if lower_better else ours >= theirs - allowed
+        regression = ours - theirs if lower_better else theirs - ours
+        passed = regression <= allowed or math.isclose(regression, allowed, abs_tol=1e-9)
         results.append(
             CheckResult(
                 name=f"champion:{primary}",
@@ -51,6 +54,12 @@ def checks(version: ModelVersion, champion: ModelVersion | None) -> list[CheckRe
             )
         )
     return results
+
+
+def _shown(value: float, bounds: tuple[float | None, ...]) -> str:
+    """The value as a person reads it: 4 significant digits, more when those would equal a bound it misses."""
+    short = f"{value:.4g}"
+    return repr(value) if any(b is not None and float(short) == b != value for b in bounds) else short
 
 
 @dataclass(frozen=True)
