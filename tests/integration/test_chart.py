@@ -64,6 +64,14 @@ def test_chart_lints_clean_with_every_option(cluster: Toolchain) -> None:
         assert "0 chart(s) failed" in done.stdout and "WARNING" not in done.stdout + done.stderr, done.stdout
 
 
+def test_plain_helm_template_renders_as_ci_pipelines_run_it(cluster: Toolchain) -> None:
+    """No --kube-version: Helm then assumes an old Kubernetes, which must not stop a render or a lint."""
+    rendered = helm(cluster, "template", "mo", str(CHART))
+    assert any(d and d["kind"] == "Deployment" for d in yaml.safe_load_all(rendered.stdout))
+    linted = helm(cluster, "lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in linted.stdout, linted.stdout
+
+
 def test_cluster_wide_install_renders_everything(cluster: Toolchain) -> None:
     sets = set_flags(EVERYTHING)
     text = helm(cluster, "template", "mo", str(CHART), "--include-crds", "--kube-version", KUBERNETES_VERSION, *sets)
