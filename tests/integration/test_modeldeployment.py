@@ -81,6 +81,30 @@ def test_serves_the_latest_approved_version(kubectl: Kubectl, operator: Operator
     eventually(lambda: status(kubectl).get("readyReplicas") == 3, timeout=120, what="3 ready")
 
 
+WORKER = "_bentoml_impl.worker.service"
+#: The server container's processes, by command line, read from /proc (the image has no `ps`).
+PROCESSES = "import pathlib; print('\\n'.join(p.read_bytes().replace(b'\\0', b' ').decode() for p in pathlib.Path('/proc').glob('[0-9]*/cmdline')))"
+
+
+def test_each_server_runs_the_worker_processes_its_spec_asks_for(
+    kubectl: Kubectl, operator: Operator, artifacts: dict
+) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(replicas=1, runtime={"workers": 2}))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=180, what="Ready")
+    pod = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"][0]["metadata"]["name"]
+    listed = kubectl.run("exec", pod, "--", "python", "-c", PROCESSES).stdout
+    assert listed.count(WORKER) == 2, listed
+    url = service_url(kubectl.get("service", "cancer"))
+    records = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(2).to_dict(orient="records")
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        answers = [client.post(f"{url}/predict", json={"records": records}).status_code for _ in range(20)]
+    assert answers == [200] * 20
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert 'modelops_requests_total{model="cancer",version="1"} 20.0' in metrics, "both workers' counts, summed"
+
+
 def test_an_unapproved_version_is_refused(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:
     kubectl.apply(version(1, artifacts["forest"]))
     kubectl.apply(deployment(version=1))

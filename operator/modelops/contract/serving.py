@@ -13,6 +13,8 @@ MODEL_NAME_ENV = "MODELOPS_MODEL"
 MODEL_VERSION_ENV = "MODELOPS_MODEL_VERSION"
 #: The verified model's tag in the server container's local store (set by `modelops serve` for the service).
 MODEL_TAG_ENV = "MODELOPS_MODEL_TAG"
+#: How many worker processes the server runs (`spec.runtime.workers`).
+WORKERS_ENV = "MODELOPS_SERVER_WORKERS"
 
 #: The environment every runtime container gets: a writable home on its emptyDir (the root filesystem is
 #: read-only), and no usage tracking.

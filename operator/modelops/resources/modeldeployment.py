@@ -152,6 +152,7 @@ def server_deployment(
             {"name": wire.MODEL_DIGEST_ENV, "value": version.spec.artifact.digest},
             {"name": wire.MODEL_NAME_ENV, "value": spec.model},
             {"name": wire.MODEL_VERSION_ENV, "value": str(number)},
+            {"name": wire.WORKERS_ENV, "value": str(runtime.workers if runtime else 1)},
             *meta.container_env(),
         ],
         "startupProbe": {**probe, "failureThreshold": 60, "periodSeconds": 2},

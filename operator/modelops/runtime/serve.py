@@ -29,6 +29,7 @@ from modelops.contract.serving import (
     MODEL_URI_ENV,
     MODEL_VERSION_ENV,
     NUMERIC_TYPES,
+    WORKERS_ENV,
 )
 from modelops.contract.training import leave_termination_message
 
@@ -105,7 +106,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-@bentoml.service(name="modelops-server", traffic={"timeout": 60})
+@bentoml.service(name="modelops-server", traffic={"timeout": 60}, workers=int(os.environ.get(WORKERS_ENV, "1")))
 class ModelServer:
     def __init__(self) -> None:
         model = bentoml.models.get(os.environ[MODEL_TAG_ENV])  # verified by `prepare` in this container
