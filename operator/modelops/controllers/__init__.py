@@ -1,1 +1,11 @@
-"""Kopf handlers: thin — read the object, build the desired children, apply, write status."""
+"""Kopf handlers, and all the I/O the operator does. Every controller follows one shape:
+
+1. fetch: the object and what it depends on, as the `api` models;
+2. measure: what only I/O can tell (the pods' metrics, Prometheus, a Job's pods, a Secret);
+3. plan: a pure function of `resources` turns those into what to do and the new status model;
+4. apply: owned children through `kube.apply_child`/`delete_child`, new objects through `kube.create`;
+5. status: `kube.write_status`, one merge patch of what changed (none when nothing did);
+6. events: `events.tell`, for what the plan says people should hear.
+
+What an object needs between reconciles lives in its Kopf memo, never in a module global.
+"""
