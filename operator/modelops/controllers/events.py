@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import kopf
 
-EventType = Literal["Normal", "Warning"]
+from modelops.resources.events import EventType
 
 
 def tell(obj: Mapping[str, Any], type_: EventType, reason: str, message: str) -> None:

@@ -7,10 +7,9 @@ from typing import Any
 
 import kopf
 
-from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelBuild, ModelBuildStatus
+from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelBuild
 from modelops.resources import meta
 from modelops.resources import modelbuild as children
-from modelops.resources.conditions import kstatus, set_condition
 
 from . import kube
 from .config import POLICY, RUNTIME_IMAGE
@@ -19,7 +18,6 @@ from .locks import object_lock
 
 KIND = "ModelBuild"
 FINAL = ("Succeeded", "Failed")
-UNPROTECTED = "PersonalDataUnprotected"
 
 
 @kopf.on.resume(GROUP, VERSION, "modelbuilds")
@@ -76,9 +74,10 @@ def settle(body: dict[str, Any]) -> None:
                 version = _record_version(build, fresh, outcome)
             except kube.Refused as error:  # the same record would be refused again: fail, saying why, once
                 outcome = dataclasses.replace(outcome, phase="Failed", reason="VersionRefused", message=str(error))
-        kube.write_status(build, build.status, _status(build, outcome, version))
+        kube.write_status(build, build.status, children.status(build, outcome, version))
         if outcome.phase != previous or (outcome.reason and outcome.reason != _reason(build)):
-            _announce(fresh, outcome, version)
+            for type_, reason, message in children.announcements(outcome, version):
+                tell(fresh, type_, reason, message)
 
 
 def _train(build: ModelBuild) -> children.Outcome:
@@ -139,54 +138,3 @@ def _reason(build: ModelBuild) -> str | None:
     """The reason the build is Stalled for now, if it is (each is announced once, not at every look)."""
     conditions = (build.status.conditions if build.status else None) or []
     return next((c.reason for c in conditions if c.type == "Stalled" and c.status == "True"), None)
-
-
-def _status(build: ModelBuild, outcome: children.Outcome, version: str | None) -> ModelBuildStatus:
-    """The status after this look: what the outcome says is set, what it does not say stays as it was."""
-    generation = build.metadata.generation
-    conditions = build.status.conditions if build.status else None
-    if outcome.phase == "Succeeded":
-        conditions = kstatus(
-            conditions, "Ready", "Succeeded", f"trained; recorded as ModelVersion {version}", generation
-        )
-    elif outcome.phase == "Failed" or outcome.reason:  # a pod that cannot start needs a person, like a failure
-        conditions = kstatus(conditions, "Stalled", outcome.reason, outcome.message, generation)
-    else:
-        message = "training" if outcome.phase == "Running" else "waiting for the training Job to start"
-        conditions = kstatus(conditions, "Reconciling", outcome.phase, message, generation)
-    unprotected = (outcome.result.unprotected if outcome.result else None) or []
-    if outcome.result:
-        conditions = set_condition(
-            conditions,
-            UNPROTECTED,
-            bool(unprotected),
-            UNPROTECTED if unprotected else "NoneFound",
-            children.unprotected_message(unprotected),
-            generation,
-        )
-    said: dict[str, Any] = {
-        "observed_generation": generation,
-        "phase": outcome.phase,
-        "job_name": outcome.job,
-        "conditions": conditions,
-        "start_time": outcome.started,
-        "completion_time": outcome.finished,
-    }
-    if outcome.result:
-        said.update(dataset_digest=outcome.result.dataset_digest, metrics=outcome.result.metrics, model_version=version)
-    if outcome.phase == "Failed":
-        said["failure_reason"] = outcome.reason
-    return (build.status or ModelBuildStatus()).updated(**{k: v for k, v in said.items() if v is not None})
-
-
-def _announce(body: dict[str, Any], outcome: children.Outcome, version: str | None) -> None:
-    result = outcome.result
-    if outcome.phase == "Running":
-        tell(body, "Normal", "Training", "the training Job is running")
-    elif outcome.phase == "Succeeded" and result:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in (result.metrics or {}).items())
-        tell(body, "Normal", "Trained", f"recorded ModelVersion {version} ({metrics})")
-        if result.unprotected:
-            tell(body, "Warning", UNPROTECTED, children.unprotected_message(result.unprotected))
-    elif outcome.reason:
-        tell(body, "Warning", outcome.reason, outcome.message)

@@ -129,7 +129,7 @@ def _reconcile(body: dict[str, Any]) -> None:
         labels = children.server_labels(md)
         failing = podstate.failure(kube.list_("v1", "Pod", namespace, labels))
         problem = ("ServerFailing", failing) if failing else None
-    status = _status(md, selection, state.stable, rollout, state, servers, problem)
+    status = children.status(md, selection, state.stable, rollout, state.history, servers, problem)
     kube.write_status(md, md.status, status)
     for action in state.decisions:
         metrics.rollout_decision(namespace, md.metadata.name, action)
@@ -211,49 +211,3 @@ def _measure(md: ModelDeployment, canary: ModelVersion, ready_pods: list[dict[st
         return ServingTotals(problem=children.PROMETHEUS_NOT_ALLOWED.format(field="spec.metrics.prometheus.url"))
     scope = Scope(md.metadata.namespace or "", md.spec.model, str(canary.spec.version))
     return prometheus.query_totals(prometheus_source.url, scope)
-
-
-def _status(
-    md: ModelDeployment,
-    selection: children.Selection,
-    stable: ModelVersion | None,
-    rollout: RolloutStatus,
-    state: rollouts.Rollout,
-    servers: list[dict[str, Any]],
-    problem: tuple[str, str] | None,
-) -> ModelDeploymentStatus:
-    replicas = sum((s.get("status") or {}).get("replicas") or 0 for s in servers)
-    ready = sum((s.get("status") or {}).get("readyReplicas") or 0 for s in servers)
-    generation = md.metadata.generation
-    conditions = md.status.conditions if md.status else None
-    decided = rollout.last_decision.reason if rollout.last_decision else None
-    if stable is None:
-        conditions = kstatus(conditions, "Stalled", selection.reason, selection.message, generation)
-    elif problem is not None:
-        conditions = kstatus(conditions, "Stalled", *problem, generation)
-    elif rollout.phase == "RolledBack":
-        message = f"canary {rollout.canary_version} was rolled back ({decided or ''}); serving {stable.metadata.name}"
-        conditions = kstatus(conditions, "Stalled", "RolledBack", message, generation)
-    elif selection.version is None:
-        message = f"{selection.message}; still serving {stable.metadata.name}"
-        conditions = kstatus(conditions, "Stalled", selection.reason, message, generation)
-    elif rollout.phase == "Progressing":
-        conditions = kstatus(
-            conditions, "Reconciling", "CanaryProgressing", decided or "canary in progress", generation
-        )
-    elif pending := next(filter(None, map(children.rollout_pending, servers)), None):
-        conditions = kstatus(conditions, "Reconciling", "Scaling", pending, generation)
-    else:
-        conditions = kstatus(conditions, "Ready", "Serving", f"serving {stable.metadata.name}", generation)
-    return ModelDeploymentStatus(
-        observed_generation=generation,
-        replicas=replicas,
-        ready_replicas=ready,
-        selector=children.selector_string(md),
-        endpoint=children.endpoint(md),
-        rollout=rollout,
-        history=state.history,
-        conditions=conditions,
-        serving_version=stable.metadata.name if stable else None,
-        serving_version_number=stable.spec.version if stable else None,
-    )

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.api.v1alpha1 import ModelBuild, ModelVersion
+from modelops.api.v1alpha1 import ModelBuild, ModelBuildStatus, ModelVersion
 from modelops.api.v1alpha1.common import duration_seconds
 from modelops.contract.training import (
     CONFIG_ANNOTATION,
@@ -22,6 +22,8 @@ from modelops.contract.training import (
 )
 
 from . import meta, podstate, security
+from .conditions import kstatus, set_condition
+from .events import Event
 from .policy import Policy
 
 TRAINER = "trainer"
@@ -372,3 +374,63 @@ def is_record_of(existing: dict[str, Any], expected: dict[str, Any]) -> bool:
         return spec.model_dump(exclude={"approval", "version"})
 
     return record(existing) == record(expected)
+
+
+# -- what the build's status and Events say ------------------------------------------------------------------
+
+UNPROTECTED = "PersonalDataUnprotected"
+
+
+def status(build: ModelBuild, outcome: Outcome, version: str | None) -> ModelBuildStatus:
+    """The status after this look: what the outcome says is set, what it does not say stays as it was."""
+    generation = build.metadata.generation
+    conditions = build.status.conditions if build.status else None
+    if outcome.phase == "Succeeded":
+        conditions = kstatus(
+            conditions, "Ready", "Succeeded", f"trained; recorded as ModelVersion {version}", generation
+        )
+    elif outcome.phase == "Failed" or outcome.reason:  # a pod that cannot start needs a person, like a failure
+        conditions = kstatus(conditions, "Stalled", outcome.reason, outcome.message, generation)
+    else:
+        message = "training" if outcome.phase == "Running" else "waiting for the training Job to start"
+        conditions = kstatus(conditions, "Reconciling", outcome.phase, message, generation)
+    unprotected = (outcome.result.unprotected if outcome.result else None) or []
+    if outcome.result:
+        conditions = set_condition(
+            conditions,
+            UNPROTECTED,
+            bool(unprotected),
+            UNPROTECTED if unprotected else "NoneFound",
+            unprotected_message(unprotected),
+            generation,
+        )
+    said: dict[str, Any] = {
+        "observed_generation": generation,
+        "phase": outcome.phase,
+        "job_name": outcome.job,
+        "conditions": conditions,
+        "start_time": outcome.started,
+        "completion_time": outcome.finished,
+    }
+    if outcome.result:
+        said.update(dataset_digest=outcome.result.dataset_digest, metrics=outcome.result.metrics, model_version=version)
+    if outcome.phase == "Failed":
+        said["failure_reason"] = outcome.reason
+    return (build.status or ModelBuildStatus()).updated(**{k: v for k, v in said.items() if v is not None})
+
+
+def announcements(outcome: Outcome, version: str | None) -> list[Event]:
+    """What people hear of this look at the build (the controller tells it only when the phase or the reason
+    changed)."""
+    result = outcome.result
+    if outcome.phase == "Running":
+        return [("Normal", "Training", "the training Job is running")]
+    if outcome.phase == "Succeeded" and result:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in (result.metrics or {}).items())
+        told: list[Event] = [("Normal", "Trained", f"recorded ModelVersion {version} ({metrics})")]
+        if result.unprotected:
+            told.append(("Warning", UNPROTECTED, unprotected_message(result.unprotected)))
+        return told
+    if outcome.reason:
+        return [("Warning", outcome.reason, outcome.message)]
+    return []

@@ -7,11 +7,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
+from modelops.api.v1alpha1 import ModelDeployment, ModelDeploymentStatus, ModelVersion
 from modelops.api.v1alpha1.common import duration_seconds
+from modelops.api.v1alpha1.modeldeployment import HistoryEntry, RolloutStatus
 from modelops.contract import serving as wire
 
 from . import meta, security
+from .conditions import kstatus
 from .policy import Policy
 
 SERVER = "server"
@@ -334,3 +336,54 @@ def judge(
     if step + 1 >= len(canary.steps):
         return Verdict("Promote", f"all {len(canary.steps)} steps healthy ({healthy})")
     return Verdict("Advance", f"step {step + 1} healthy ({healthy})")
+
+
+# -- the status ----------------------------------------------------------------------------------------------
+
+
+def status(
+    md: ModelDeployment,
+    selection: Selection,
+    stable: ModelVersion | None,
+    rollout: RolloutStatus,
+    history: list[HistoryEntry],
+    servers: list[dict[str, Any]],
+    problem: tuple[str, str] | None,
+) -> ModelDeploymentStatus:
+    """The status after a reconcile: what serves, the rollout as applied, its history, the servers' replicas,
+    and the one condition that says most (a problem, a rollback, a canary, a rollout, or serving)."""
+    replicas = sum((s.get("status") or {}).get("replicas") or 0 for s in servers)
+    ready = sum((s.get("status") or {}).get("readyReplicas") or 0 for s in servers)
+    generation = md.metadata.generation
+    conditions = md.status.conditions if md.status else None
+    decided = rollout.last_decision.reason if rollout.last_decision else None
+    if stable is None:
+        conditions = kstatus(conditions, "Stalled", selection.reason, selection.message, generation)
+    elif problem is not None:
+        conditions = kstatus(conditions, "Stalled", *problem, generation)
+    elif rollout.phase == "RolledBack":
+        message = f"canary {rollout.canary_version} was rolled back ({decided or ''}); serving {stable.metadata.name}"
+        conditions = kstatus(conditions, "Stalled", "RolledBack", message, generation)
+    elif selection.version is None:
+        message = f"{selection.message}; still serving {stable.metadata.name}"
+        conditions = kstatus(conditions, "Stalled", selection.reason, message, generation)
+    elif rollout.phase == "Progressing":
+        conditions = kstatus(
+            conditions, "Reconciling", "CanaryProgressing", decided or "canary in progress", generation
+        )
+    elif pending := next(filter(None, map(rollout_pending, servers)), None):
+        conditions = kstatus(conditions, "Reconciling", "Scaling", pending, generation)
+    else:
+        conditions = kstatus(conditions, "Ready", "Serving", f"serving {stable.metadata.name}", generation)
+    return ModelDeploymentStatus(
+        observed_generation=generation,
+        replicas=replicas,
+        ready_replicas=ready,
+        selector=selector_string(md),
+        endpoint=endpoint(md),
+        rollout=rollout,
+        history=history,
+        conditions=conditions,
+        serving_version=stable.metadata.name if stable else None,
+        serving_version_number=stable.spec.version if stable else None,
+    )

@@ -25,12 +25,12 @@ from modelops.drift import DatasetDrift, FeatureDrift, dataset_drift, feature_dr
 from . import meta
 from .alerts import webhook_condition, webhook_payload
 from .conditions import kstatus, set_condition
+from .events import Event
 from .measure import ServingTotals
 from .modeldeployment import latency_quantile
 
 Alert = Literal["DriftDetected", "ErrorRateHigh", "LatencyHigh"]
 ALERTS: tuple[Alert, ...] = get_args(Alert)
-Event = tuple[Literal["Normal", "Warning"], str, str]  # (type, reason, message)
 
 
 def window_delta(older: ServingTotals | None, newer: ServingTotals) -> ServingTotals:

@@ -17,9 +17,9 @@ from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
 from modelops.api.v1alpha1.common import Track
 from modelops.api.v1alpha1.modeldeployment import Decision, HistoryEntry, Measurement, RolloutStatus
 
+from .events import Event
 from .modeldeployment import Verdict
 
-Event = tuple[Literal["Normal", "Warning"], str, str]  # (type, reason, message)
 EndReason = Literal["Replaced", "Promoted", "RolledBack"]
 
 
