@@ -31,6 +31,7 @@ from modelops.devcluster.alerts import AlertReceiver
 from modelops.devcluster.cluster import Cluster, kubeconfig_path
 from modelops.devcluster.images import project_image
 from modelops.devcluster.install import install_api
+from modelops.devcluster.polling import poll
 from modelops.devcluster.toolchain import Toolchain, ToolchainError, ensure_toolchain
 from modelops.devcluster.traffic import Traffic, service_url
 
@@ -98,16 +99,19 @@ class Demo:
 
     def wait_for(self, check: Callable[[], str], what: str, done: Callable[[str], bool], timeout: float = 300) -> str:
         """Poll until `done(check())`, printing each new value along the way."""
-        deadline, last = time.monotonic() + timeout, ""
-        while time.monotonic() < deadline:
+        seen = [""]
+
+        def finished() -> str | None:
             value = check()
-            if value and value != last:
+            if value and value != seen[-1]:
                 console.print(f"  {escape(what)}: [yellow]{escape(value)}[/]")
-                last = value
-            if value and done(value):
-                return value
-            time.sleep(1)
-        raise SystemExit(f"{what}: not done in {timeout:.0f}s (last seen: {last or 'nothing'})")
+                seen.append(value)
+            return value if value and done(value) else None
+
+        found = poll(finished, timeout, 1)
+        if found is None:
+            raise SystemExit(f"{what}: not done in {timeout:.0f}s (last seen: {seen[-1] or 'nothing'})")
+        return found
 
     def judged(self) -> bool:
         """The monitor's last window had enough records to judge every feature."""

@@ -29,6 +29,7 @@ import yaml
 from . import images, node, pki
 from .host import Host, check_can_run_node
 from .objectstore import ObjectStore
+from .polling import poll
 from .toolchain import Toolchain, cache_root, ensure_toolchain
 
 #: The fake node of a kwok-only cluster.
@@ -419,14 +420,13 @@ class Cluster:
         state.save()
 
     def _wait(self, deadline: float, check: Callable[[], bool], what: str) -> None:
-        while time.monotonic() < deadline:
-            if check():
-                return
+        def none_died() -> None:
             dead = [name for name, alive in self.component_status().items() if not alive]
             if dead:
                 raise ClusterError(f"{dead[0]} exited: see {self.log_dir / (dead[0] + '.log')}")
-            time.sleep(0.3)
-        raise ClusterError(f"{what} was not ready in time: see the logs in {self.log_dir}")
+
+        if not poll(check, deadline - time.monotonic(), 0.3, between=none_died):
+            raise ClusterError(f"{what} was not ready in time: see the logs in {self.log_dir}")
 
     def kubectl(self, tools: Toolchain, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
 from .cluster import free_port, kubeconfig_path
+from .polling import poll
 
 
 class NotAnswering(RuntimeError):
@@ -21,17 +21,19 @@ class NotAnswering(RuntimeError):
 
 def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     """Wait until `url` answers 200; give up at once, with the end of the log, if the process exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def running() -> None:
         if process.poll() is not None:
             raise NotAnswering(f"{process.args!r:.200} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise NotAnswering(f"{url} did not answer in {timeout:.0f}s")
+
+    if not poll(answers, timeout, 0.3, between=running):
+        raise NotAnswering(f"{url} did not answer in {timeout:.0f}s")
 
 
 class Operator:
