@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -221,3 +222,31 @@ def test_the_newest_approval_above_a_version_supersedes_it() -> None:
     assert newer is not None and newer.metadata.name == "cancer-v3"
     itself = version(1, stage="Approved")
     assert rules.superseded_by(itself, [itself, version(1, stage="Approved")]) is None
+
+
+# -- the status a look at a version writes --------------------------------------------------------------------
+
+WHEN = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def test_a_version_approved_by_a_person_records_who_when_and_tells_the_change_once() -> None:
+    approved = version(2, approval={"state": "Approved", "by": "alice"}, metrics={"accuracy": 0.9})
+    first = rules.judged(approved, version(1, stage="Approved", metrics={"accuracy": 0.8}), [], WHEN)
+    assert (first.status.stage, first.status.approved_by, first.status.approved_at) == ("Approved", "alice", WHEN)
+    assert first.status.champion == "cancer-v1" and first.status.stage_time == WHEN
+    assert first.events == [("Normal", "Approved", "Candidate → Approved: approved by alice")]
+    again = rules.judged(approved.model_copy(update={"status": first.status}), None, [], WHEN + dt.timedelta(1))
+    assert again.events == [] and again.status.stage_time == WHEN, "no change: nothing told, no time moved"
+    assert again.status.checks == first.status.checks and again.status.champion == "cancer-v1", "checked once"
+
+
+def test_a_rejected_version_is_a_warning_and_who_serves_it_follows_the_index() -> None:
+    failing = version(2, validation={"thresholds": [{"metric": "accuracy", "min": 0.99}]})
+    serving = [ServingRef(deployment="d", track="canary")]
+    judged = rules.judged(failing, None, serving, WHEN)
+    assert judged.status.stage == "Rejected" and judged.events[0][:2] == ("Warning", "Rejected")
+    assert judged.status.to_api()["servedBy"] == [{"deployment": "d", "track": "canary"}]
+    nobody = rules.judged(failing.model_copy(update={"status": judged.status}), None, [], WHEN)
+    assert "servedBy" not in nobody.status.to_api()
+    ready = {c.type: c.status for c in judged.status.conditions or []}
+    assert ready["Validated"] == "False" and ready["Stalled"] == "False" and ready["Ready"] == "True"

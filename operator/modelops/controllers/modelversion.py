@@ -18,7 +18,7 @@ from modelops.api.v1alpha1 import (
 from modelops.api.v1alpha1.modelversion import ServingRef
 from modelops.resources import meta
 from modelops.resources import modelversion as rules
-from modelops.resources.conditions import kstatus, now, set_condition
+from modelops.resources.conditions import now
 
 from . import kube
 from .events import tell
@@ -43,39 +43,13 @@ def version_changed(body: kopf.Body, serving_index: kopf.Index[tuple[str, str], 
     version = ModelVersion.model_validate(dict(body))
     namespace = version.metadata.namespace or ""
     siblings = _siblings(version)
-    status = version.status or ModelVersionStatus()
-    current = status.stage
-    if status.checks is not None:
-        results, champion = status.checks, status.champion  # a record: checked once, against the champion of then
-    else:
-        best = _champion(siblings)
-        results, champion = rules.checks(version, best), best.metadata.name if best else None
-    decision = rules.stage(version, results, current)
-    generation = version.metadata.generation
-    conditions = kstatus(status.conditions, "Ready", decision.reason, decision.message, generation)
-    conditions = set_condition(
-        conditions, "Validated", all(r.passed for r in results), decision.reason, decision.message, generation
-    )
-    changes: dict[str, Any] = {
-        "observed_generation": generation,
-        "stage": decision.stage,
-        "checks": results,
-        "conditions": conditions,
-        "served_by": rules.serving_refs(list(serving_index.get((namespace, version.metadata.name), []))) or None,
-        "champion": champion or status.champion,
-    }
-    if decision.stage != current:
-        changes["stage_time"] = now()
-        if decision.stage == "Approved":
-            approval = version.spec.approval
-            changes["approved_by"] = (approval.by if approval and approval.state == "Approved" else None) or "policy"
-            changes["approved_at"] = now()
+    served_by = rules.serving_refs(list(serving_index.get((namespace, version.metadata.name), [])))
+    verdict = rules.judged(version, _champion(siblings), served_by, now())
     with object_lock(KIND, namespace, version.metadata.name):
-        kube.write_status(version, version.status, status.updated(**changes))
-    if decision.stage != current:
-        change = f"{current or 'Candidate'} → {decision.stage}: {decision.message}"
-        tell(body, "Warning" if decision.stage == "Rejected" else "Normal", decision.stage, change)
-    if decision.stage == "Approved":
+        kube.write_status(version, version.status, verdict.status)
+    for type_, reason, message in verdict.events:
+        tell(body, type_, reason, message)
+    if verdict.status.stage == "Approved":
         approved = version.model_copy(update={"status": ModelVersionStatus(stage="Approved")})
         for older in siblings:
             newer = rules.superseded_by(older, [approved, *siblings])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from modelops.api.v1alpha1 import ModelDeploymentStatus, ModelVersion
+from modelops.api.v1alpha1 import ModelDeploymentStatus, ModelVersion, ModelVersionStatus
 from modelops.api.v1alpha1.common import Track
 from modelops.api.v1alpha1.modelversion import MAX_SERVED_BY, CheckResult, ServingRef
 from modelops.contract.training import LOWER_IS_BETTER
+
+from .conditions import kstatus, set_condition
+from .events import Event
 
 
 def checks(version: ModelVersion, champion: ModelVersion | None) -> list[CheckResult]:
@@ -89,6 +94,50 @@ def stage(version: ModelVersion, results: list[CheckResult], current: str | None
         )
     passed = ", ".join(r.message for r in results) or "no thresholds were set"
     return StageDecision("Validated", "AwaitingApproval", f"validated ({passed}); waiting for spec.approval")
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A version's new status, and what people hear of it."""
+
+    status: ModelVersionStatus
+    events: list[Event]
+
+
+def judged(
+    version: ModelVersion, champion: ModelVersion | None, served_by: list[ServingRef], when: dt.datetime
+) -> Judged:
+    """Checks (once: a record is judged against the champion of its day), the stage they and the approval give,
+    the conditions, who serves it, and the transition told when the stage changes."""
+    status = version.status or ModelVersionStatus()
+    current = status.stage
+    if status.checks is not None:
+        results, against = status.checks, status.champion
+    else:
+        results, against = checks(version, champion), champion.metadata.name if champion else None
+    decision = stage(version, results, current)
+    generation = version.metadata.generation
+    conditions = kstatus(status.conditions, "Ready", decision.reason, decision.message, generation)
+    passed = all(r.passed for r in results)
+    conditions = set_condition(conditions, "Validated", passed, decision.reason, decision.message, generation)
+    changes: dict[str, Any] = {
+        "observed_generation": generation,
+        "stage": decision.stage,
+        "checks": results,
+        "conditions": conditions,
+        "served_by": served_by or None,
+        "champion": against or status.champion,
+    }
+    events: list[Event] = []
+    if decision.stage != current:
+        changes["stage_time"] = when
+        if decision.stage == "Approved":
+            approval = version.spec.approval
+            changes["approved_by"] = (approval.by if approval and approval.state == "Approved" else None) or "policy"
+            changes["approved_at"] = when
+        change = f"{current or 'Candidate'} → {decision.stage}: {decision.message}"
+        events.append(("Warning" if decision.stage == "Rejected" else "Normal", decision.stage, change))
+    return Judged(status.updated(**changes), events)
 
 
 def served(deployment: ModelDeploymentStatus | None) -> list[tuple[str, Track]]:
