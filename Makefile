@@ -85,4 +85,4 @@ cluster-down: install
 
 clean:
 	-$(BIN)/modelops cluster down
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
