@@ -13,6 +13,7 @@ from rich.markup import escape
 from modelops.contract.serving import SERVER_PORT
 
 if TYPE_CHECKING:
+    from modelops.api.v1alpha1 import CustomResource
     from modelops.client import Client
 
 app = typer.Typer(help="ModelOps: build, version, deploy and monitor models on Kubernetes.", no_args_is_help=True)
@@ -279,16 +280,22 @@ def reject(
 def _version_name(version: str) -> str:
     """`breast-cancer-v2` or `mv/breast-cancer-v2` → `breast-cancer-v2`; only a ModelVersion carries an approval."""
     from modelops.api.v1alpha1 import ModelVersion
+
+    return _name_of(version, ModelVersion, "VERSION", "only a ModelVersion is approved or rejected")
+
+
+def _name_of(ref: str, kind: type[CustomResource], hint: str, only: str) -> str:
+    """The name in `NAME` or `KIND/NAME` (kubectl's kind names), which must be of this kind."""
     from modelops.resources.lineage import parse_ref
 
-    if "/" not in version:
-        return version
+    if "/" not in ref:
+        return ref
     try:
-        kind, name = parse_ref(version)
+        found, name = parse_ref(ref)
     except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="VERSION") from None
-    if kind is not ModelVersion:
-        raise typer.BadParameter(f"{version!r}: only a ModelVersion is approved or rejected", param_hint="VERSION")
+        raise typer.BadParameter(str(error), param_hint=hint) from None
+    if found is not kind:
+        raise typer.BadParameter(f"{ref!r}: {only}", param_hint=hint)
     return name
 
 
@@ -302,6 +309,52 @@ def _decide(name: str, state: str, reason: str | None, kube: Client) -> None:
     except KubeError as error:
         raise _fail(str(error)) from None
     _say(f"{escape(name)} {state.lower()} by {escape(by)}" + (f": {escape(reason)}" if reason else ""))
+
+
+class RolloutAction(StrEnum):
+    promote = "promote"
+    abort = "abort"
+    retry = "retry"
+
+
+@app.command()
+def rollout(
+    action: Annotated[
+        RolloutAction,
+        typer.Argument(
+            help="promote: pass the canary's current step (after the last one, promote it); abort: roll the canary "
+            "back; retry: measure the current step again from now, or after a rollback start that version's canary "
+            "again."
+        ),
+    ],
+    deployment: Annotated[str, typer.Argument(metavar="md/NAME", help="The ModelDeployment: NAME or md/NAME.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record.", show_default=False)] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+    as_user: AsUser = None,
+    as_group: AsGroups = None,
+) -> None:
+    """Answer a deployment's rollout as an approver (a paused one waits for it): who, when and why are recorded."""
+    _command_rollout(deployment, action.value, reason, _connect(kubeconfig, context, namespace, as_user, as_group))
+
+
+def _command_rollout(deployment: str, action: str, reason: str | None, kube: Client) -> None:
+    """Write the command in the caller's name; the rollout-commands policy refuses anyone but an approver."""
+    import datetime as dt
+
+    from modelops.api.v1alpha1 import ModelDeployment
+    from modelops.client import KubeError
+
+    name = _name_of(deployment, ModelDeployment, "md/NAME", "only a ModelDeployment has a rollout")
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    try:
+        by = kube.username()
+        kube.command_rollout(name, action, by, reason, at)
+    except KubeError as error:
+        raise _fail(str(error)) from None
+    words = f": {escape(reason)}" if reason else ""
+    _say(f"{action} of md/{escape(name)} asked by {escape(by)}{words}; the operator acts on it at once")
 
 
 @app.command()

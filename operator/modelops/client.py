@@ -1,6 +1,6 @@
 """The command line's connection to the API server, as the person running it: their kubeconfig, context and
 namespace (or an identity they impersonate, as with kubectl's --as), reads of our objects, who they are, and
-the approval patch. Whatever goes wrong comes back as a `KubeError` carrying the API server's own message, so
+an approver's patches (an approval, a rollout command). Whatever goes wrong comes back as a `KubeError` carrying the API server's own message, so
 the CLI can print it instead of a traceback."""
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from modelops.api.v1alpha1 import GROUP, VERSION, CustomResource, ModelVersion
+from modelops.api.v1alpha1 import GROUP, VERSION, CustomResource, ModelDeployment, ModelVersion
+from modelops.api.v1alpha1.modeldeployment import (
+    COMMAND_ANNOTATION,
+    COMMAND_AT_ANNOTATION,
+    COMMAND_BY_ANNOTATION,
+    COMMAND_REASON_ANNOTATION,
+)
 
 FIELD_MANAGER = "modelops-cli"
 
@@ -66,12 +72,26 @@ class Client:
     def set_approval(self, name: str, state: str, by: str, reason: str | None) -> dict[str, Any]:
         """Merge-patch spec.approval as a whole (a missing reason clears the previous one)."""
         body = {"spec": {"approval": {"state": state, "by": by, "reason": reason}}}
+        return self._merge_patch(ModelVersion, name, body)
+
+    def command_rollout(self, name: str, action: str, by: str, reason: str | None, at: str) -> dict[str, Any]:
+        """Ask the operator to promote, abort or retry a deployment's rollout (the rollout-command annotations,
+        which only approvers may set; the operator removes them once it has acted)."""
+        annotations = {
+            COMMAND_ANNOTATION: action,
+            COMMAND_BY_ANNOTATION: by,
+            COMMAND_REASON_ANNOTATION: reason or "",
+            COMMAND_AT_ANNOTATION: at,
+        }
+        return self._merge_patch(ModelDeployment, name, {"metadata": {"annotations": annotations}})
+
+    def _merge_patch(self, kind: type[CustomResource], name: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             return self._objects.patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
                 self.namespace,
-                ModelVersion.crd.plural,
+                kind.crd.plural,
                 name,
                 body,
                 field_manager=FIELD_MANAGER,
@@ -79,7 +99,7 @@ class Client:
             )
         except ApiException as error:
             if error.status == 404:
-                raise KubeError(f"modelversion {name!r} not found in namespace {self.namespace}") from None
+                raise KubeError(f"{kind.crd.kind.lower()} {name!r} not found in namespace {self.namespace}") from None
             raise KubeError(server_message(error)) from None
         except urllib3.exceptions.HTTPError as error:
             raise self._unreachable(error) from None

@@ -34,6 +34,10 @@ def _deployment_tree(md: DeploymentLineage) -> Tree:
         root.add(f"endpoint: {escape(md.endpoint)}")
     if md.ready is not True and md.ready_message:
         root.add(f"[yellow]{escape(md.ready_reason or 'Ready')}[/]: {escape(md.ready_message)}")
+    if md.last_decision:
+        decision = root.add(f"last decision: {escape(md.last_decision)}")
+        for gate in md.decision_gates:
+            decision.add(escape(gate))
     if not md.versions:
         root.add("[yellow]serving no version yet[/]")
     root.children.extend(_version_tree(version) for version in md.versions)

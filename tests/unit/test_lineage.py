@@ -171,6 +171,38 @@ def test_a_rolled_back_canary_is_not_served() -> None:
     assert lineage.served(ModelDeployment.model_validate(body)) == [("breast-cancer-v1", "stable")]
 
 
+def test_a_paused_canary_still_serves_and_the_tree_says_why_it_paused_and_on_what() -> None:
+    body = canary_deployment()
+    reason = "step 1/2 inconclusive after 60s: error rate: 3 of the 20 requests needed"
+    body["status"]["rollout"].update(
+        phase="Paused",
+        lastDecision={
+            "action": "Pause",
+            "reason": reason,
+            "step": 0,
+            "verdict": "Inconclusive",
+            "gates": [
+                {
+                    "gate": "errorRate",
+                    "limit": 0.05,
+                    "samples": 3,
+                    "verdict": "Inconclusive",
+                    "detail": "3 of the 20 requests needed",
+                },
+                {"gate": "latencyRatio", "value": 1.25, "limit": 2, "samples": 3, "verdict": "Pass", "detail": "p95"},
+            ],
+        },
+    )
+    found = lineage.collect(ModelDeployment, "breast-cancer", fetcher(body, version_body(1), BUILD))
+    assert [v.track for v in found.versions] == ["stable", "canary"], "a paused canary still serves its share"
+    assert found.last_decision == f"Pause at step 1: {reason}"
+    text = render(lineage_tree.tree(found))
+    assert f"last decision: Pause at step 1: {reason}" in text
+    assert "Inconclusive: error rate: 3 of the 20 requests needed" in text
+    assert "Pass: latency ratio to stable 1.25x (p95)" in text
+    assert lineage.as_data(found)["lastDecision"] == f"Pause at step 1: {reason}"
+
+
 def test_missing_versions_and_builds_are_shown_not_raised() -> None:
     found = lineage.collect(ModelDeployment, "breast-cancer", fetcher(canary_deployment()))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from modelops.api.v1alpha1 import ModelMonitor
 from modelops.contract.serving import bin_label
-from modelops.resources.measure import ServingTotals
-from modelops.resources.modelmonitor import aligned, judge, window_delta
+from modelops.resources.measure import ServingTotals, aligned, window_delta
+from modelops.resources.modelmonitor import judge
 from modelops.runtime.telemetry import baseline_bins
 
 #: The training baseline as the servers export it (`modelops_baseline_observations`): bins by their labels.

@@ -1,18 +1,21 @@
-"""The ModelDeployment's pure decisions: which version, replica split, latency quantile, canary verdicts, and the
-rollout's state machine (plan, decide) with its history."""
+"""The ModelDeployment's pure decisions: which version, replica split, latency quantile, and the rollout's state
+machine (plan, decide) with its history. The canary's gates and step verdicts are in test_canary_gates."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
 import pytest
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
-from modelops.api.v1alpha1.modeldeployment import Measurement, RolloutStatus
+from modelops.api.v1alpha1.modeldeployment import HistoryEntry, Measurement, RolloutStatus
 from modelops.controllers.kube import changes
 from modelops.resources import modeldeployment as md
 from modelops.resources import rollout
+from modelops.resources.analysis import StepJudgement
+from modelops.resources.measure import latency_quantile
 from modelops.resources.policy import Policy
 
 
@@ -88,38 +91,18 @@ def test_replica_split_keeps_a_pod_on_each_side(total: int, weight: int, expecte
 
 def test_latency_quantile_interpolates_like_prometheus() -> None:
     buckets = {0.1: 50.0, 0.5: 90.0, 1.0: 100.0, float("inf"): 100.0}
-    assert md.latency_quantile(buckets, 0.5) == pytest.approx(0.1)
-    assert md.latency_quantile(buckets, 0.7) == pytest.approx(0.1 + 0.4 * (70 - 50) / 40)
-    assert md.latency_quantile({}, 0.9) is None
+    assert latency_quantile(buckets, 0.5) == pytest.approx(0.1)
+    assert latency_quantile(buckets, 0.7) == pytest.approx(0.1 + 0.4 * (70 - 50) / 40)
+    assert latency_quantile({}, 0.9) is None
 
 
-CANARY = {
+CANARY: dict[str, Any] = {
     "strategy": "Canary",
     "canary": {
         "steps": [{"weight": 25, "pause": "10s"}, {"weight": 50, "pause": "10s"}],
         "analysis": {"maxErrorRate": 0.05, "maxLatency": "200ms", "minRequests": 20},
     },
 }
-
-
-@pytest.mark.parametrize(
-    ("step", "elapsed", "requests", "errors", "latency", "ready", "action"),
-    [
-        (0, 20, 100, 0, 0.05, True, "Advance"),
-        (1, 20, 100, 0, 0.05, True, "Promote"),
-        (0, 5, 100, 0, 0.05, True, "Wait"),  # still inside the pause
-        (0, 20, 5, 0, 0.05, True, "Wait"),  # too few requests for a verdict
-        (0, 5, 100, 10, 0.05, True, "RollBack"),  # errors roll back at once
-        (0, 20, 100, 0, 0.5, True, "RollBack"),  # too slow
-        (0, 20, 0, 0, None, False, "Wait"),  # pods not ready yet
-        (0, 400, 0, 0, None, False, "RollBack"),  # never ready
-    ],
-)
-def test_canary_verdicts(
-    step: int, elapsed: float, requests: float, errors: float, latency: float | None, ready: bool, action: str
-) -> None:
-    verdict = md.judge(deployment(rollout=CANARY), step, elapsed, requests, errors, latency, ready, elapsed)
-    assert verdict.action == action, verdict.reason
 
 
 def test_history_closes_the_open_entry_of_a_version_and_track() -> None:
@@ -152,7 +135,7 @@ def test_the_first_version_is_served_at_once() -> None:
     state = rollout.plan(deployment(rollout=CANARY), None, version(1, "Approved"), None, [], T1)
     assert state.stable.metadata.name == "m-v1" and state.canary is None
     assert state.status == STABLE and tracks(state) == [("m-v1", "stable", None)]
-    assert [e[1] for e in state.events] == ["Serving"] and state.decisions == []
+    assert [e[1] for e in state.events] == ["Serving"] and state.actions == []
 
 
 def test_rolling_replaces_the_stable_version() -> None:
@@ -166,10 +149,11 @@ def test_rolling_replaces_the_stable_version() -> None:
 def test_a_canary_starts_once_then_continues() -> None:
     v1, v2 = version(1, "Archived"), version(2, "Approved")
     started = rollout.plan(deployment(rollout=CANARY), v1, v2, STABLE, [], T1)
-    assert started.stable is v1 and started.canary is v2 and started.decisions == ["Start"]
+    assert started.stable is v1 and started.canary is v2 and started.actions == ["Start"]
     assert started.status.phase == "Progressing" and started.status.step == 0
+    assert [d.action for d in started.status.decisions or []] == ["Start"]
     again = rollout.plan(deployment(rollout=CANARY), v1, v2, started.status, started.history, T2)
-    assert again.canary is v2 and again.events == [] and again.decisions == [] and again.status == started.status
+    assert again.canary is v2 and again.events == [] and again.actions == [] and again.status == started.status
 
 
 def test_a_newer_approval_replaces_the_running_canary() -> None:
@@ -184,15 +168,23 @@ def test_the_canary_is_dropped_when_the_stable_version_is_the_target_again() -> 
     v1, v2 = version(1, "Approved"), version(2, "Rejected")
     first = rollout.plan(deployment(rollout=CANARY), v1, v2, STABLE, [], T1)
     back = rollout.plan(deployment(rollout=CANARY), v1, v1, first.status, first.history, T2)
-    assert back.canary is None and back.status == STABLE
+    assert back.canary is None and back.status.phase == "Stable"
+    assert back.status.canary_version is None and back.status.step is None and back.status.step_started is None
+    assert back.status.decisions == first.status.decisions, "the decision record outlives the canary"
     assert tracks(back) == [("m-v2", "canary", "Replaced")]
 
 
 def test_a_rolled_back_version_is_not_retried_but_a_newer_one_is() -> None:
     v1, v2, v3 = version(1, "Archived"), version(2, "Approved"), version(3, "Approved")
     rolled_back = RolloutStatus(phase="RolledBack", canary_version="m-v2")
-    assert rollout.plan(deployment(rollout=CANARY), v1, v2, rolled_back, [], T1).canary is None
-    assert rollout.plan(deployment(rollout=CANARY), v1, v3, rolled_back, [], T1).canary is v3
+    history = [
+        HistoryEntry(version="m-v1", track="stable", started=T0),
+        HistoryEntry(version="m-v2", track="canary", started=T0, ended=T1, end_reason="RolledBack"),
+    ]
+    again = rollout.plan(deployment(rollout=CANARY), v1, v2, rolled_back, history, T2)
+    assert again.canary is None and again.status.phase == "RolledBack" and again.events == []
+    newer = rollout.plan(deployment(rollout=CANARY), v1, v3, rolled_back, history, T2)
+    assert newer.canary is v3 and newer.status.phase == "Progressing" and newer.actions == ["Start"]
 
 
 def test_a_serving_version_that_vanished_blocks_the_rollout_instead_of_skipping_the_canary() -> None:
@@ -207,39 +199,58 @@ def test_a_serving_version_that_vanished_blocks_the_rollout_instead_of_skipping_
     assert never_served.blocked and never_served.blocked[0] == "RolledBack", "a rolled-back version needs a canary"
 
 
+def started_canary(history: list[HistoryEntry], step: int = 0) -> rollout.Rollout:
+    """m-v2 as a canary beside m-v1, at `step`."""
+    v1, v2 = version(1, "Archived"), version(2, "Approved")
+    started = rollout.plan(deployment(rollout=CANARY), v1, v2, STABLE, history, T1)
+    return dataclasses.replace(started, status=started.status.model_copy(update={"step": step}))
+
+
+ANALYSIS = deployment(rollout=CANARY).spec.rollout.canary.analysis
+STEPS = len(CANARY["canary"]["steps"])
+
+
 @pytest.mark.parametrize(
-    ("action", "stable", "phase", "history"),
+    ("outcome", "step", "action", "stable", "phase", "history"),
     [
-        ("Advance", "m-v1", "Progressing", [("m-v2", "canary", None)]),
+        ("Pass", 0, "Advance", "m-v1", "Progressing", [("m-v2", "canary", None)]),
         (
+            "Pass",
+            1,
             "Promote",
             "m-v2",
             "Stable",
             [("m-v1", "stable", "Replaced"), ("m-v2", "canary", "Promoted"), ("m-v2", "stable", None)],
         ),
-        ("RollBack", "m-v1", "RolledBack", [("m-v1", "stable", None), ("m-v2", "canary", "RolledBack")]),
+        ("Fail", 0, "RollBack", "m-v1", "RolledBack", [("m-v1", "stable", None), ("m-v2", "canary", "RolledBack")]),
     ],
 )
-def test_decide_acts_on_the_verdict(action: str, stable: str, phase: str, history: list) -> None:
-    v1, v2 = version(1, "Archived"), version(2, "Approved")
+def test_decide_acts_on_the_verdict(
+    outcome: str, step: int, action: str, stable: str, phase: str, history: list
+) -> None:
     served = rollout.history_start([], "m-v1", "stable", T0)
-    started = rollout.plan(deployment(rollout=CANARY), v1, v2, STABLE, served if action != "Advance" else [], T1)
-    decided = rollout.decide(started, md.Verdict(action, "why"), Measurement(requests=40), T2)
+    started = started_canary(served if action != "Advance" else [], step)
+    judgement = StepJudgement(outcome, "why", Measurement(requests=40))  # type: ignore[arg-type]
+    decided = rollout.decide(started, judgement, ANALYSIS, STEPS, T2)
     assert decided.stable.metadata.name == stable and decided.status.phase == phase
     assert (decided.canary is None) == (action != "Advance")
-    assert decided.decisions == ["Start", action] and decided.status.last_decision.action == action
+    assert decided.actions == ["Start", action] and decided.status.last_decision.action == action
+    assert [d.action for d in decided.status.decisions or []] == ["Start", action]
     assert sorted(tracks(decided), key=str) == sorted(history, key=str)
     if action == "Advance":
         assert decided.status.step == 1 and decided.status.step_started == T2
+        assert decided.status.measurement == Measurement(requests=40)
         assert started.status.step == 0  # the previous state is left as it was
 
 
 def test_a_wait_is_recorded_only_when_its_reason_changes() -> None:
-    started = rollout.plan(deployment(rollout=CANARY), version(1, "Archived"), version(2, "Approved"), STABLE, [], T1)
-    once = rollout.decide(started, md.Verdict("Wait", "measuring"), Measurement(requests=0), T2)
-    twice = rollout.decide(once, md.Verdict("Wait", "measuring"), Measurement(requests=0), T3)
-    assert once.decisions == ["Start", "Wait"] and twice.decisions == ["Start", "Wait"]
-    assert twice.status.last_decision.time == T2
+    started = started_canary([])
+    measuring = StepJudgement("Wait", "measuring", Measurement(requests=0))
+    once = rollout.decide(started, measuring, ANALYSIS, STEPS, T2)
+    twice = rollout.decide(once, measuring, ANALYSIS, STEPS, T3)
+    assert once.actions == ["Start", "Wait"] and twice.actions == ["Start", "Wait"]
+    assert twice.status.last_decision.action == "Wait" and twice.status.last_decision.time == T2
+    assert [d.action for d in twice.status.decisions or []] == ["Start"], "a wait is no decision of the record"
 
 
 def server(generation: int = 2, wanted: int = 2, **status: int) -> dict[str, Any]:

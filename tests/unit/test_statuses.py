@@ -57,7 +57,7 @@ ROLLED_BACK = RolloutStatus(
             ROLLED_BACK,
             [server(2)],
             None,
-            ("Stalled", "RolledBack", "canary cancer-v3 was rolled back (too slow); serving cancer-v2"),
+            ("Stalled", "RolledBack", "rolled back to cancer-v2 (canary cancer-v3: too slow)"),
         ),
         (
             NONE,

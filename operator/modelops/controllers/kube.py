@@ -220,3 +220,16 @@ def patch_status(api_version: str, kind: str, namespace: str, name: str, status:
         content_type="application/merge-patch+json",
         field_manager=FIELD_MANAGER,
     )
+
+
+def remove_annotations(obj: CustomResource, names: tuple[str, ...]) -> None:
+    """Merge-patch these annotations away (those absent stay absent)."""
+    present = [n for n in names if n in (obj.metadata.annotations or {})]
+    if present:
+        resource(obj.api_version, obj.crd.kind).patch(
+            name=obj.metadata.name,
+            namespace=obj.metadata.namespace,
+            body={"metadata": {"annotations": dict.fromkeys(present)}},
+            content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )

@@ -40,8 +40,18 @@ CANARY_WEIGHT = prometheus_client.Gauge(
 ROLLOUT_DECISIONS = prometheus_client.Counter(
     "modelops_rollout_decisions",
     "Canary rollout decisions as recorded in status.rollout.lastDecision, by action "
-    "(Start, Wait, Advance, Promote, RollBack; a Wait counts when its reason changes).",
+    "(Start, Wait, Advance, Promote, RollBack, Pause, Retry; a Wait counts when its reason changes).",
     ["namespace", "deployment", "decision"],
+)
+GATE_VALUE = prometheus_client.Gauge(
+    "modelops_rollout_gate_value",
+    "What a running canary's gate measured over its step's window so far (no series while it cannot be measured).",
+    ["namespace", "deployment", "gate"],
+)
+GATE_LIMIT = prometheus_client.Gauge(
+    "modelops_rollout_gate_limit",
+    "The declared limit of a running canary's gate (beside its value).",
+    ["namespace", "deployment", "gate"],
 )
 SERVING_VERSION = prometheus_client.Gauge(
     "modelops_deployment_serving_version",
@@ -51,6 +61,8 @@ SERVING_VERSION = prometheus_client.Gauge(
 
 #: (namespace, deployment) → the `model` label of its serving-version series, to drop it when the model changes.
 _serving_model: dict[tuple[str, str], str] = {}
+#: (namespace, deployment) → the gates it has series of.
+_gates: dict[tuple[str, str], set[str]] = {}
 _lock = threading.Lock()
 
 
@@ -62,6 +74,18 @@ def rollout_decision(namespace: str, deployment: str, action: str) -> None:
 def deployment_status(namespace: str, deployment: str, model: str, status: ModelDeploymentStatus) -> None:
     """Export a ModelDeployment's status: its canary weight and the version it serves."""
     CANARY_WEIGHT.labels(namespace, deployment).set((status.rollout.canary_weight if status.rollout else None) or 0)
+    rollout = status.rollout
+    measured = rollout.measurement if rollout and rollout.serving_canary() else None
+    gates = {g.gate: g for g in (measured.gates or [])} if measured else {}
+    with _lock:
+        for name in _gates.pop((namespace, deployment), set()) - {n for n, g in gates.items() if g.value is not None}:
+            GATE_VALUE.remove(namespace, deployment, name)
+            GATE_LIMIT.remove(namespace, deployment, name)
+        for name, gate in gates.items():
+            if gate.value is not None:
+                GATE_LIMIT.labels(namespace, deployment, name).set(gate.limit)
+                GATE_VALUE.labels(namespace, deployment, name).set(gate.value)
+        _gates[(namespace, deployment)] = {n for n, g in gates.items() if g.value is not None}
     version = status.serving_version_number
     with _lock:
         previous = _serving_model.pop((namespace, deployment), None)
@@ -77,5 +101,6 @@ def deployment_gone(namespace: str, deployment: str) -> None:
     labels = {"namespace": namespace, "deployment": deployment}
     with _lock:
         _serving_model.pop((namespace, deployment), None)
-        for metric in (CANARY_WEIGHT, ROLLOUT_DECISIONS, SERVING_VERSION):
+        _gates.pop((namespace, deployment), None)
+        for metric in (CANARY_WEIGHT, ROLLOUT_DECISIONS, SERVING_VERSION, GATE_VALUE, GATE_LIMIT):
             metric.remove_by_labels(labels)

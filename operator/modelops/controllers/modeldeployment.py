@@ -8,15 +8,13 @@ from typing import Any
 import kopf
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelDeploymentStatus, ModelVersion
-from modelops.api.v1alpha1.modeldeployment import Measurement, RolloutStatus
-from modelops.contract.serving import SERVER_PORT
+from modelops.api.v1alpha1.modeldeployment import COMMAND_ANNOTATION, COMMAND_ANNOTATIONS, RolloutStatus
 from modelops.resources import meta, podstate
 from modelops.resources import modeldeployment as children
 from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
-from modelops.resources.measure import Scope, ServingTotals, serving_totals
 
-from . import kube, metrics, pods, prometheus
+from . import canary, kube, metrics
 from .config import POLICY, RUNTIME_IMAGE
 from .events import tell
 from .locks import object_lock
@@ -44,8 +42,26 @@ def _progressing(status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.timer(GROUP, VERSION, "modeldeployments", interval=3, idle=0, when=_progressing)
-def canary_tick(namespace: str | None, name: str, **_: Any) -> None:
+def canary_tick(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """The one place a canary step is measured and judged: its window lives in the deployment's memo."""
+    reconcile(namespace or "", name, memo)
+
+
+def _paused(status: kopf.Status, **_: Any) -> bool:
+    return (status.get("rollout") or {}).get("phase") == "Paused"
+
+
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=30, idle=0, when=_paused)
+def pause_tick(namespace: str | None, name: str, **_: Any) -> None:
+    """A pause nobody answers ends at `inconclusiveTimeout`."""
     reconcile(namespace or "", name)
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments", annotations={COMMAND_ANNOTATION: kopf.PRESENT})
+def command_given(type: str | None, namespace: str | None, name: str, **_: Any) -> None:
+    """An approver answered the rollout (`modelops rollout promote|abort|retry`)."""
+    if type != "DELETED":
+        reconcile(namespace or "", name)
 
 
 def _rolling_out(status: kopf.Status, **_: Any) -> bool:
@@ -90,18 +106,19 @@ def version_changed(
         reconcile(namespace or "", name)
 
 
-def reconcile(namespace: str, name: str) -> None:
+def reconcile(namespace: str, name: str, memo: kopf.Memo | None = None) -> None:
+    """Bring the deployment to what its spec and versions ask; with its `memo`, also measure a canary step."""
     with object_lock(KIND, namespace, name):
         body = kube.get(API_VERSION, KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             metrics.deployment_gone(namespace, name)
             return
-        _reconcile(body)
+        _reconcile(body, memo)
 
 
-def _reconcile(body: dict[str, Any]) -> None:
-    """Fetch what serves and what should, plan the rollout, measure a canary and judge it, apply the children,
-    then write the status and tell what happened."""
+def _reconcile(body: dict[str, Any], memo: kopf.Memo | None) -> None:
+    """Fetch what serves and what should, plan the rollout, act on an approver's command, measure a canary step
+    and judge it, apply the children, then write the status and tell what happened."""
     md = ModelDeployment.model_validate(body)
     namespace = md.metadata.namespace or ""
     versions = [
@@ -117,8 +134,18 @@ def _reconcile(body: dict[str, Any]) -> None:
     if state.blocked:  # nothing is applied: the pods serve on as they are
         _write_conditions(md, *state.blocked)
         return
-    if state.canary is not None:
-        state = rollouts.decide(state, *_judge_canary(md, state), when)
+    command = rollouts.requested(md.metadata.annotations or {})
+    canary_spec = md.spec.rollout.canary if md.spec.rollout else None
+    steps = len(canary_spec.steps) if canary_spec else 0
+    if isinstance(command, str):
+        state = state.said(("Warning", "RolloutCommandInvalid", command))
+    elif command is not None:
+        state = rollouts.answer(state, command, selection.version, steps, when)
+    progressing = state.canary is not None and canary_spec is not None and state.status.phase == "Progressing"
+    if progressing and canary_spec is not None and memo is not None:
+        state = rollouts.decide(state, canary.judge(md, state, when, memo), canary_spec.analysis, steps, when)
+    elif state.canary is not None and canary_spec is not None and state.status.phase == "Paused":
+        state = rollouts.waited(state, canary_spec.analysis, when)
     try:
         servers, rollout = _apply_children(md, state)
     except (kube.NotOwned, kube.Refused) as error:  # a retry cannot help: say so, change nothing else
@@ -131,11 +158,13 @@ def _reconcile(body: dict[str, Any]) -> None:
         problem = ("ServerFailing", failing) if failing else None
     status = children.status(md, selection, state.stable, rollout, state.history, servers, problem)
     kube.write_status(md, md.status, status)
-    for action in state.decisions:
+    for action in state.actions:
         metrics.rollout_decision(namespace, md.metadata.name, action)
     metrics.deployment_status(namespace, md.metadata.name, md.spec.model, status)
     for type_, reason, message in state.events:
         tell(body, type_, reason, message)
+    if command is not None:  # acted on (or refused, saying why): asked once, done once
+        kube.remove_annotations(md, COMMAND_ANNOTATIONS)
 
 
 def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> tuple[list[dict[str, Any]], RolloutStatus]:
@@ -176,38 +205,3 @@ def _write_conditions(md: ModelDeployment, reason: str, message: str) -> None:
     old = md.status or ModelDeploymentStatus()
     conditions = kstatus(old.conditions, "Stalled", reason, message, md.metadata.generation)
     kube.write_status(md, md.status, old.updated(conditions=conditions))
-
-
-def _judge_canary(md: ModelDeployment, state: rollouts.Rollout) -> tuple[children.Verdict, Measurement]:
-    """Measure the canary (its pods, or Prometheus) and judge the current step; the measurement for the status."""
-    canary, rollout = state.canary, state.status
-    analysis = md.spec.rollout.canary.analysis if md.spec.rollout and md.spec.rollout.canary else None
-    assert canary is not None and analysis is not None, "only a running canary is judged"
-    labels = {**children.server_labels(md), children.TRACK_LABEL: "canary"}
-    ready = [p for p in kube.list_("v1", "Pod", md.metadata.namespace or "", labels) if pods.ready(p)]
-    totals = _measure(md, canary, ready)
-    latency = children.latency_quantile(totals.latency_buckets, analysis.latency_quantile)
-    measurement = Measurement(
-        requests=int(totals.requests),
-        error_rate=round(totals.errors / totals.requests, 4) if totals.requests else None,
-        latency=round(latency, 4) if latency is not None else None,
-    )
-    if totals.problem:  # no measurement is no verdict: the canary waits
-        return children.Verdict("Wait", totals.problem), measurement
-    elapsed = (now() - rollout.step_started).total_seconds() if rollout.step_started else 0.0
-    verdict = children.judge(
-        md, rollout.step or 0, elapsed, totals.requests, totals.errors, latency, bool(ready), elapsed
-    )
-    return verdict, measurement
-
-
-def _measure(md: ModelDeployment, canary: ModelVersion, ready_pods: list[dict[str, Any]]) -> ServingTotals:
-    """The canary's totals: from Prometheus when `spec.metrics.prometheus` is set, else from its pods."""
-    prometheus_source = md.spec.metrics.prometheus if md.spec.metrics else None
-    if prometheus_source is None:
-        port = md.spec.runtime.port if md.spec.runtime else SERVER_PORT
-        return serving_totals([pods.scrape(p, port) for p in ready_pods])
-    if not POLICY.prometheus_allowed(prometheus_source.url):
-        return ServingTotals(problem=children.PROMETHEUS_NOT_ALLOWED.format(field="spec.metrics.prometheus.url"))
-    scope = Scope(md.metadata.namespace or "", md.spec.model, str(canary.spec.version))
-    return prometheus.query_totals(prometheus_source.url, scope)

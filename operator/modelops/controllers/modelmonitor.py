@@ -20,7 +20,7 @@ from modelops.contract.serving import SERVER_PORT
 from modelops.resources import modeldeployment as serving
 from modelops.resources import modelmonitor as rules
 from modelops.resources.conditions import now
-from modelops.resources.measure import Scope, ServingTotals, serving_totals
+from modelops.resources.measure import Scope, ServingTotals, serving_totals, window_delta
 
 from . import kube, pods, prometheus, webhook
 from .config import POLICY
@@ -135,7 +135,7 @@ def _window(memo: kopf.Memo, version: str, totals: ServingTotals, seconds: float
     while len(history) > 1 and history[1][0] <= moment - seconds:
         history.popleft()
     reference = history[0][1] if len(history) > 1 and history[0][0] <= moment - seconds * 0.5 else None
-    return rules.window_delta(reference, totals)
+    return window_delta(reference, totals)
 
 
 def _outbox(memo: kopf.Memo, monitor: str) -> webhook.Outbox:

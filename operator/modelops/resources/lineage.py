@@ -12,6 +12,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from modelops.api.v1alpha1 import CustomResource, ModelBuild, ModelDeployment, ModelVersion
+from modelops.api.v1alpha1.modeldeployment import Decision
+
+from .analysis import describe
 
 Track = Literal["stable", "canary"]
 Kind = type[ModelDeployment] | type[ModelVersion] | type[ModelBuild]
@@ -82,6 +85,9 @@ class DeploymentLineage:
     canary_weight: int | None
     endpoint: str | None
     versions: list[VersionLineage]
+    #: The rollout's last decision in words (action, step, who, why), and each gate it rested on.
+    last_decision: str | None = None
+    decision_gates: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,8 +127,8 @@ def served(deployment: ModelDeployment) -> list[tuple[str, Track]]:
     if status.serving_version:
         out.append((status.serving_version, "stable"))
     rollout = status.rollout
-    if rollout and rollout.phase == "Progressing" and rollout.canary_version:
-        out.append((rollout.canary_version, "canary"))
+    if rollout and rollout.serving_canary():
+        out.append((rollout.canary_version or "", "canary"))
     return out
 
 
@@ -204,10 +210,21 @@ def deployment_lineage(
         replicas=status.replicas if status else None,
         ready_replicas=status.ready_replicas if status else None,
         rollout_phase=rollout.phase if rollout else None,
-        canary_weight=rollout.canary_weight if rollout and rollout.phase == "Progressing" else None,
+        canary_weight=rollout.canary_weight if rollout and rollout.serving_canary() else None,
         endpoint=status.endpoint if status else None,
         versions=entries,
+        last_decision=decision_words(rollout.last_decision) if rollout and rollout.last_decision else None,
+        decision_gates=[f"{g.verdict}: {describe(g)}" for g in (rollout.last_decision.gates or [])]
+        if rollout and rollout.last_decision
+        else [],
     )
+
+
+def decision_words(decision: Decision) -> str:
+    """`Pause at step 1: …`, `Promote at step 2 by alice: …`."""
+    step = f" at step {decision.step + 1}" if decision.step is not None else ""
+    by = f" by {decision.by}" if decision.by else ""
+    return f"{decision.action}{step}{by}: {decision.reason}"
 
 
 def build_lineage(build: ModelBuild, version: ModelVersion | None) -> BuildLineage:

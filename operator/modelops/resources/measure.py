@@ -3,13 +3,16 @@ Prometheus; and the training baseline the pods export beside them."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelops.contract import serving as wire
+from modelops.contract.serving import OPEN_BIN, OTHER
 
 #: The serving pods' series, as the exposition names them.
 REQUESTS = f"{wire.REQUESTS}_total"
@@ -127,3 +130,96 @@ def totals_from_prometheus(answers: dict[str, list[dict[str, Any]]]) -> ServingT
         baseline=by_feature(baseline),
         kinds={r["metric"]["feature"]: r["metric"]["kind"] for r in baseline},
     )
+
+
+def window_delta(older: ServingTotals | None, newer: ServingTotals) -> ServingTotals:
+    """What happened between two scrapes of cumulative counters; a counter that went down (a pod restarted)
+    counts from zero."""
+    if older is None or newer.requests < older.requests:
+        return newer
+
+    def minus(new: float, old: float) -> float:
+        return new - old if new >= old else new
+
+    return ServingTotals(
+        requests=minus(newer.requests, older.requests),
+        errors=minus(newer.errors, older.errors),
+        latency_buckets={k: minus(v, older.latency_buckets.get(k, 0.0)) for k, v in newer.latency_buckets.items()},
+        features={
+            f: {b: minus(v, older.features.get(f, {}).get(b, 0.0)) for b, v in bins.items()}
+            for f, bins in newer.features.items()
+        },
+        predictions={b: minus(v, older.predictions.get(b, 0.0)) for b, v in newer.predictions.items()},
+        baseline=newer.baseline,
+        kinds=newer.kinds,
+    )
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """One feature's baseline and live counts on the same bins, in order."""
+
+    expected: np.ndarray
+    observed: np.ndarray
+    #: The numeric bins' upper bounds (none for categories).
+    edges: list[float] | None
+
+
+def aligned(kind: str, baseline: dict[str, float], live: dict[str, float]) -> Aligned:
+    """Live counts on the baseline's bins: numeric bins by their upper bound, the open one last; categories in a
+    stable order, the rest last. Missing values (counted apart) are left out."""
+    if kind == "numeric":
+        edges = sorted(float(b) for b in baseline if b != OPEN_BIN)
+        labels = [*sorted((b for b in baseline if b != OPEN_BIN), key=float), OPEN_BIN]
+    else:
+        edges = None
+        labels = [*sorted(b for b in baseline if b != OTHER), OTHER]
+    return Aligned(
+        np.asarray([baseline.get(b, 0.0) for b in labels], dtype=float),
+        np.asarray([live.get(b, 0.0) for b in labels], dtype=float),
+        edges,
+    )
+
+
+def latency_quantile(buckets: dict[float, float], quantile: float) -> float | None:
+    """The quantile of a cumulative Prometheus histogram (upper bound → count), interpolated as Prometheus does."""
+    if not buckets:
+        return None
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    if total <= 0:
+        return None
+    rank = quantile * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / max(count - lower_count, 1e-12)
+        lower_bound, lower_count = bound, count
+    return bounds[-1]
+
+
+def combined(parts: list[ServingTotals]) -> ServingTotals:
+    """The sum of several pods' totals (the baseline is the same in every pod: the last one's is kept)."""
+    out = ServingTotals()
+    for part in parts:
+        out.requests += part.requests
+        out.errors += part.errors
+        for bound, count in part.latency_buckets.items():
+            out.latency_buckets[bound] = out.latency_buckets.get(bound, 0.0) + count
+        for feature, bins in part.features.items():
+            into = out.features.setdefault(feature, {})
+            for label, count in bins.items():
+                into[label] = into.get(label, 0.0) + count
+        for label, count in part.predictions.items():
+            out.predictions[label] = out.predictions.get(label, 0.0) + count
+        out.baseline, out.kinds = part.baseline or out.baseline, part.kinds or out.kinds
+    return out
+
+
+def since(start: dict[str, ServingTotals], now: dict[str, ServingTotals]) -> ServingTotals:
+    """What the pods counted since `start` (pod uid → its totals then): a pod that came later counts whole, a pod
+    whose counters went down (its server restarted) counts from zero, a pod that went away counts no more."""
+    return combined([window_delta(start.get(pod), totals) for pod, totals in now.items()])

@@ -3,12 +3,10 @@ behind one Service, the autoscaler, and the canary's verdict from measurements."
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelDeploymentStatus, ModelVersion
-from modelops.api.v1alpha1.common import duration_seconds
 from modelops.api.v1alpha1.modeldeployment import HistoryEntry, RolloutStatus
 from modelops.contract import serving as wire
 
@@ -267,78 +265,27 @@ def _owner(deployment: ModelDeployment) -> dict[str, Any]:
     return meta.owner_reference("ModelDeployment", deployment.metadata.name, deployment.metadata.uid or "")
 
 
-# -- the canary's verdict ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verdict:
-    action: Literal["Wait", "Advance", "Promote", "RollBack"]
-    reason: str
-
-
-def latency_quantile(buckets: dict[float, float], quantile: float) -> float | None:
-    """The quantile of a cumulative Prometheus histogram (upper bound → count), interpolated as Prometheus does."""
-    if not buckets:
-        return None
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    if total <= 0:
-        return None
-    rank = quantile * total
-    lower_bound, lower_count = 0.0, 0.0
-    for bound in bounds:
-        count = buckets[bound]
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound
-            return lower_bound + (bound - lower_bound) * (rank - lower_count) / max(count - lower_count, 1e-12)
-        lower_bound, lower_count = bound, count
-    return bounds[-1]
-
-
-def judge(
-    deployment: ModelDeployment,
-    step: int,
-    elapsed: float,
-    requests: float,
-    errors: float,
-    latency: float | None,
-    canary_ready: bool,
-    not_ready_for: float,
-) -> Verdict:
-    """Wait, advance, promote or roll back, from what the canary pods measured."""
-    canary = deployment.spec.rollout.canary if deployment.spec.rollout else None
-    assert canary is not None, "only a canary rollout is judged"
-    analysis = canary.analysis
-    if not canary_ready:
-        if not_ready_for > 300:
-            return Verdict("RollBack", f"canary pods not ready for {not_ready_for:.0f}s")
-        return Verdict("Wait", "waiting for the canary pods to be ready")
-    if requests >= max(analysis.min_requests, 1) and errors / requests > analysis.max_error_rate:
-        return Verdict(
-            "RollBack",
-            f"error rate {errors / requests:.1%} over {requests:.0f} requests exceeds maxErrorRate {analysis.max_error_rate:.1%}",
-        )
-    limit = duration_seconds(analysis.max_latency)
-    if requests >= analysis.min_requests and latency is not None and latency > limit:
-        return Verdict(
-            "RollBack",
-            f"p{analysis.latency_quantile * 100:g} latency {latency * 1000:.0f}ms exceeds maxLatency {analysis.max_latency}",
-        )
-    step = min(step, len(canary.steps) - 1)
-    pause = duration_seconds(canary.steps[step].pause)
-    if elapsed < pause:
-        return Verdict("Wait", f"step {step + 1}/{len(canary.steps)}: measuring for {pause - elapsed:.0f}s more")
-    if requests < analysis.min_requests:
-        return Verdict("Wait", f"only {requests:.0f} of minRequests {analysis.min_requests} requests so far")
-    rate = errors / requests if requests else 0.0
-    healthy = f"error rate {rate:.1%}, latency {'n/a' if latency is None else f'{latency * 1000:.0f}ms'} over {requests:.0f} requests"
-    if step + 1 >= len(canary.steps):
-        return Verdict("Promote", f"all {len(canary.steps)} steps healthy ({healthy})")
-    return Verdict("Advance", f"step {step + 1} healthy ({healthy})")
-
-
 # -- the status ----------------------------------------------------------------------------------------------
+
+
+def rolled_back_message(md: ModelDeployment, selection: Selection, stable: ModelVersion, rollout: RolloutStatus) -> str:
+    """What a rollback leaves: the spec (often in Git) still asks for the version that failed, and it will not be
+    tried again by itself; say what serves, why, and the ways out."""
+    decided = rollout.last_decision.reason if rollout.last_decision else "its canary failed"
+    head = f"rolled back to {stable.metadata.name} (canary {rollout.canary_version}: {decided})"
+    target = selection.version.metadata.name if selection.version else None
+    if target is None or target == stable.metadata.name:
+        return head
+    retry = f"modelops rollout retry md/{md.metadata.name} tries it again"
+    if md.spec.version is not None:
+        return (
+            f"{head}; the spec still selects {target} (spec.version {md.spec.version}): revert it in Git or approve "
+            f"a newer version and select it ({retry})"
+        )
+    return (
+        f"{head}; the spec still selects {target}, the latest Approved version: reject it (modelops reject "
+        f"mv/{target}) or approve a newer version ({retry})"
+    )
 
 
 def status(
@@ -362,8 +309,10 @@ def status(
     elif problem is not None:
         conditions = kstatus(conditions, "Stalled", *problem, generation)
     elif rollout.phase == "RolledBack":
-        message = f"canary {rollout.canary_version} was rolled back ({decided or ''}); serving {stable.metadata.name}"
+        message = rolled_back_message(md, selection, stable, rollout)
         conditions = kstatus(conditions, "Stalled", "RolledBack", message, generation)
+    elif rollout.phase == "Paused":
+        conditions = kstatus(conditions, "Stalled", "RolloutPaused", decided or "paused", generation)
     elif selection.version is None:
         message = f"{selection.message}; still serving {stable.metadata.name}"
         conditions = kstatus(conditions, "Stalled", selection.reason, message, generation)

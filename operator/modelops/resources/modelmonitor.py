@@ -12,74 +12,21 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-import numpy as np
-
 from modelops.api.v1alpha1 import API_VERSION, ModelMonitor, ModelMonitorStatus
 from modelops.api.v1alpha1.common import duration_seconds
 from modelops.api.v1alpha1.modelmonitor import ActiveAlert, ErrorRateSpec, LatencySpec, RetrainRecord
 from modelops.api.v1alpha1.modelmonitor import FeatureDrift as FeatureDriftStatus
 from modelops.contract import serving as wire
-from modelops.contract.serving import OPEN_BIN, OTHER
 from modelops.drift import DatasetDrift, FeatureDrift, dataset_drift, feature_drift
 
 from . import meta
 from .alerts import webhook_condition, webhook_payload
 from .conditions import kstatus, set_condition
 from .events import Event
-from .measure import ServingTotals
-from .modeldeployment import latency_quantile
+from .measure import ServingTotals, aligned, latency_quantile
 
 Alert = Literal["DriftDetected", "ErrorRateHigh", "LatencyHigh"]
 ALERTS: tuple[Alert, ...] = get_args(Alert)
-
-
-def window_delta(older: ServingTotals | None, newer: ServingTotals) -> ServingTotals:
-    """What happened between two scrapes of cumulative counters; a counter that went down (a pod restarted)
-    counts from zero."""
-    if older is None:
-        return newer
-
-    def minus(new: float, old: float) -> float:
-        return new - old if new >= old else new
-
-    return ServingTotals(
-        requests=minus(newer.requests, older.requests),
-        errors=minus(newer.errors, older.errors),
-        latency_buckets={k: minus(v, older.latency_buckets.get(k, 0.0)) for k, v in newer.latency_buckets.items()},
-        features={
-            f: {b: minus(v, older.features.get(f, {}).get(b, 0.0)) for b, v in bins.items()}
-            for f, bins in newer.features.items()
-        },
-        predictions={b: minus(v, older.predictions.get(b, 0.0)) for b, v in newer.predictions.items()},
-        baseline=newer.baseline,
-        kinds=newer.kinds,
-    )
-
-
-@dataclass(frozen=True)
-class Aligned:
-    """One feature's baseline and live counts on the same bins, in order."""
-
-    expected: np.ndarray
-    observed: np.ndarray
-    #: The numeric bins' upper bounds (none for categories).
-    edges: list[float] | None
-
-
-def aligned(kind: str, baseline: dict[str, float], live: dict[str, float]) -> Aligned:
-    """Live counts on the baseline's bins: numeric bins by their upper bound, the open one last; categories in a
-    stable order, the rest last. Missing values (counted apart) are left out."""
-    if kind == "numeric":
-        edges = sorted(float(b) for b in baseline if b != OPEN_BIN)
-        labels = [*sorted((b for b in baseline if b != OPEN_BIN), key=float), OPEN_BIN]
-    else:
-        edges = None
-        labels = [*sorted(b for b in baseline if b != OTHER), OTHER]
-    return Aligned(
-        np.asarray([baseline.get(b, 0.0) for b in labels], dtype=float),
-        np.asarray([live.get(b, 0.0) for b in labels], dtype=float),
-        edges,
-    )
 
 
 @dataclass

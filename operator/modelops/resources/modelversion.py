@@ -147,8 +147,8 @@ def served(deployment: ModelDeploymentStatus | None) -> list[tuple[str, Track]]:
     if deployment and deployment.serving_version:
         out.append((deployment.serving_version, "stable"))
     rollout = deployment.rollout if deployment else None
-    if rollout and rollout.phase == "Progressing" and rollout.canary_version:
-        out.append((rollout.canary_version, "canary"))
+    if rollout and rollout.serving_canary():
+        out.append((rollout.canary_version or "", "canary"))
     return out
 
 

@@ -24,6 +24,16 @@ from .common import (
 )
 from .resource import AGE, CRDInfo, CustomResource, NameRule, PrinterColumn, condition_column
 
+#: How an approver answers a rollout (`modelops rollout promote|abort|retry`): annotations on the ModelDeployment,
+#: so that a GitOps-managed spec is never touched. The rollout-commands admission policy lets only approvers set
+#: them, and only in their own name; the operator removes them once it has acted.
+COMMAND_ANNOTATION = "modelops.io/rollout-command"
+COMMAND_BY_ANNOTATION = "modelops.io/rollout-command-by"
+COMMAND_REASON_ANNOTATION = "modelops.io/rollout-command-reason"
+COMMAND_AT_ANNOTATION = "modelops.io/rollout-command-at"
+COMMAND_ANNOTATIONS = (COMMAND_ANNOTATION, COMMAND_BY_ANNOTATION, COMMAND_REASON_ANNOTATION, COMMAND_AT_ANNOTATION)
+RolloutAction = Literal["promote", "abort", "retry"]
+
 
 class AutoscalingSpec(ApiModel):
     """Bounds of a HorizontalPodAutoscaler on CPU utilisation."""
@@ -67,13 +77,62 @@ class CanaryStep(ApiModel):
 
 
 class CanaryAnalysis(ApiModel):
-    """The measurements that promote or roll back a canary."""
+    """The gates that promote, roll back or pause a canary, measured over each step's window. Absolute gates judge
+    the canary alone; relative ones judge it against the stable version over the same window; the model gates judge
+    what it answers. A gate left unset is not checked."""
 
     max_error_rate: Fraction = Field(default=0.05, description="Largest share of failed requests tolerated.")
     max_latency: Duration = Field(default="500ms", description="Largest tolerated latency at `latencyQuantile`.")
     latency_quantile: float = Field(default=0.95, gt=0, lt=1, description="The latency quantile checked.")
     min_requests: int = Field(
-        default=20, ge=0, description="Fewest requests in a step for a verdict; fewer means wait."
+        default=20,
+        ge=0,
+        description="Fewest requests on each track in a step's window for a verdict; fewer by the step's end makes "
+        "the step Inconclusive.",
+    )
+    max_error_rate_increase: Fraction | None = Field(
+        default=None,
+        description="Largest tolerated canary error rate minus the stable one's over the same window, as a "
+        "fraction (0.02: two points more).",
+    )
+    max_latency_ratio: float | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Largest tolerated canary latency divided by the stable one's, both at `latencyQuantile` over "
+        "the same window (1.5: at most half as slow again).",
+    )
+    max_prediction_divergence: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Largest tolerated Jensen-Shannon distance (base 2: 0 same, 1 disjoint) between the canary's "
+        "and the stable version's prediction histograms over the same window: a canary that answers 200 OK with "
+        "other predictions fails it.",
+    )
+    max_feature_drift: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Largest tolerated Jensen-Shannon distance between any feature of the canary's traffic and the "
+        "canary's training baseline over the window.",
+    )
+    min_records: int = Field(
+        default=100,
+        ge=1,
+        description="Fewest records on each track in a step's window for the distribution gates "
+        "(maxPredictionDivergence, maxFeatureDrift); fewer by the step's end makes the step Inconclusive.",
+    )
+    max_inconclusive: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Inconclusive steps measured again automatically before the rollout pauses for an approver "
+        "(`modelops rollout promote|abort|retry`).",
+    )
+    inconclusive_timeout: Duration = Field(
+        default="1h",
+        description="How long a paused rollout waits for an approver; then the canary is rolled back.",
     )
 
 
@@ -153,35 +212,75 @@ class ModelDeploymentSpec(ApiModel):
     metrics: MetricsSource | None = None
 
 
-class Decision(ApiModel):
-    """The last decision of the canary controller."""
+GateName = Literal[
+    "ready", "errorRate", "latency", "errorRateIncrease", "latencyRatio", "predictionDivergence", "featureDrift"
+]
+GateVerdict = Literal["Pass", "Fail", "Inconclusive"]
+DecisionAction = Literal["Start", "Wait", "Advance", "Promote", "RollBack", "Pause", "Retry"]
 
-    action: Literal["Start", "Wait", "Advance", "Promote", "RollBack"] = Field(description="What was decided.")
-    reason: str = Field(description="The measurements behind it.")
+
+class GateResult(ApiModel):
+    """One gate measured over a step's window."""
+
+    gate: GateName = Field(description="The gate (its `spec.rollout.canary.analysis` field, without `max`).")
+    value: float | None = Field(default=None, description="What was measured; empty when it could not be.")
+    limit: float = Field(description="The declared limit.")
+    samples: int = Field(description="Requests (or records, for distribution gates) it was measured on.")
+    verdict: GateVerdict = Field(description="Pass, Fail, or Inconclusive (too few samples, or not measurable).")
+    detail: str | None = Field(default=None, description="What the value is made of, or why it is missing.")
+
+
+class Decision(ApiModel):
+    """A decision of the rollout, and what it rested on."""
+
+    action: DecisionAction = Field(description="What was decided.")
+    reason: str = Field(description="The measurements behind it, or the approver's words.")
     time: datetime | None = Field(default=None, description="When.")
+    step: int | None = Field(default=None, description="Index of the step it concluded.")
+    verdict: GateVerdict | None = Field(default=None, description="The step's verdict, when measured.")
+    by: str | None = Field(default=None, description="The approver who decided, for a person's decision.")
+    asked: datetime | None = Field(default=None, description="When the approver asked, for a person's decision.")
+    gates: list[GateResult] | None = Field(default=None, max_length=8, description="The gates it rested on.")
 
 
 class Measurement(ApiModel):
-    """The canary's measured health, over its life so far."""
+    """The canary against the stable version over the current step's window."""
 
-    requests: int = Field(description="Requests the canary pods answered.")
-    error_rate: float | None = Field(default=None, description="Share of failed requests.")
-    latency: float | None = Field(default=None, description="Latency at the analysis quantile, in seconds.")
+    requests: int = Field(description="Requests the canary pods answered in the window.")
+    error_rate: float | None = Field(default=None, description="The canary's share of failed requests.")
+    latency: float | None = Field(default=None, description="The canary's latency at the analysis quantile, seconds.")
+    stable_requests: int | None = Field(default=None, description="Requests the stable pods answered in the window.")
+    window_start: datetime | None = Field(default=None, description="When the window began.")
+    source: Literal["pods", "prometheus"] | None = Field(default=None, description="Where the counts came from.")
+    gates: list[GateResult] | None = Field(default=None, max_length=8, description="Each gate, as measured.")
 
 
 class RolloutStatus(ApiModel):
     """Where a rollout is."""
 
-    phase: Literal["Stable", "Progressing", "RolledBack"] | None = Field(
-        default=None, description="Stable, Progressing (a canary runs) or RolledBack (the last canary failed)."
+    phase: Literal["Stable", "Progressing", "Paused", "RolledBack"] | None = Field(
+        default=None,
+        description="Stable, Progressing (a canary runs), Paused (a step was inconclusive: an approver decides) or "
+        "RolledBack (the last canary failed).",
     )
     canary_version: str | None = Field(default=None, description="The ModelVersion under test.")
     step: int | None = Field(default=None, ge=0, description="Index of the current step.")
     canary_weight: int | None = Field(default=None, description="Percent of replicas on the canary.")
     stable_weight: int | None = Field(default=None, description="Percent of replicas on the stable version.")
-    step_started: datetime | None = Field(default=None, description="When the current step began.")
+    step_started: datetime | None = Field(default=None, description="When the current step (its window) began.")
+    inconclusive: int | None = Field(
+        default=None, description="Inconclusive verdicts of the current step, measured again automatically."
+    )
+    paused_since: datetime | None = Field(default=None, description="When the rollout paused for an approver.")
     measurement: Measurement | None = Field(default=None, description="The canary's last measurement.")
     last_decision: Decision | None = Field(default=None, description="The last decision and why.")
+    decisions: list[Decision] | None = Field(
+        default=None, max_length=20, description="The decision record of the last rollouts, newest last."
+    )
+
+    def serving_canary(self) -> str | None:
+        """The canary version while its pods serve (the rollout progresses, or waits for an approver)."""
+        return self.canary_version if self.phase in ("Progressing", "Paused") else None
 
 
 class HistoryEntry(ApiModel):
@@ -228,6 +327,7 @@ class ModelDeployment(CustomResource):
             PrinterColumn("Canary", ".status.rollout.canaryVersion", priority=1),
             PrinterColumn("Weight", ".status.rollout.canaryWeight", type="integer", priority=1),
             PrinterColumn("Endpoint", ".status.endpoint", priority=1),
+            PrinterColumn("Decision", ".status.rollout.lastDecision.reason", priority=1),
             AGE,
         ),
         scale=(".spec.replicas", ".status.replicas", ".status.selector"),

@@ -27,25 +27,33 @@ local function isTrue(name)
 end
 
 local rollout = status.rollout or {}
-if isTrue("Stalled") then
+local function canaryAt(verb)
+  local message = "Canary " .. (rollout.canaryVersion or "") .. verb
+  if rollout.step ~= nil then
+    message = message .. " at step " .. (rollout.step + 1)
+    local canary = (obj.spec.rollout or {}).canary
+    if canary ~= nil and canary.steps ~= nil then
+      message = message .. "/" .. #canary.steps
+    end
+  end
+  if rollout.canaryWeight ~= nil then
+    message = message .. " (" .. rollout.canaryWeight .. "% of replicas)"
+  end
+  if rollout.lastDecision ~= nil and rollout.lastDecision.reason ~= nil then
+    message = message .. ": " .. rollout.lastDecision.reason
+  end
+  return message
+end
+if rollout.phase == "Paused" then
+  -- An inconclusive step waits for an approver, as a paused Argo Rollout does.
+  hs.status = "Suspended"
+  hs.message = canaryAt(" paused")
+elseif isTrue("Stalled") then
   hs.status = "Degraded"
   hs.message = conditions.Stalled.message or "Stalled"
 elseif rollout.phase == "Progressing" then
   hs.status = "Progressing"
-  hs.message = "Canary " .. (rollout.canaryVersion or "")
-  if rollout.step ~= nil then
-    hs.message = hs.message .. " at step " .. (rollout.step + 1)
-    local canary = (obj.spec.rollout or {}).canary
-    if canary ~= nil and canary.steps ~= nil then
-      hs.message = hs.message .. "/" .. #canary.steps
-    end
-  end
-  if rollout.canaryWeight ~= nil then
-    hs.message = hs.message .. " (" .. rollout.canaryWeight .. "% of replicas)"
-  end
-  if rollout.lastDecision ~= nil and rollout.lastDecision.reason ~= nil then
-    hs.message = hs.message .. ": " .. rollout.lastDecision.reason
-  end
+  hs.message = canaryAt("")
 elseif isTrue("Ready") and status.servingVersionNumber ~= nil then
   hs.status = "Healthy"
   hs.message = "Serving version " .. status.servingVersionNumber .. " (" .. (status.servingVersion or "") .. ")"
