@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from modelops.devcluster.cluster import kubeconfig_path
+from tests.support.cli import modelops
 from tests.support.kube import APPROVERS, Kubectl
 from tests.support.manifests import EDITOR_ROLE, EXAMPLES, MODEL_VERSION
 
@@ -46,18 +44,6 @@ DEPLOYMENT = {
     "metadata": {"name": "breast-cancer"},
     "spec": {"model": "breast-cancer", "replicas": 4},
 }
-
-
-def modelops(*args: str, user: str | None = None, groups: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """The CLI as a person runs it, with the local cluster's kubeconfig in KUBECONFIG."""
-    identity = [*(["--as", user] if user else []), *(a for g in groups for a in ("--as-group", g))]
-    return subprocess.run(
-        [sys.executable, "-m", "modelops.cli", *args, *identity],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig_path()), "NO_COLOR": "1"},
-    )
 
 
 def status(kubectl: Kubectl, kind: str, name: str, body: dict[str, Any]) -> None:

@@ -130,12 +130,10 @@ def test_autoscaling_creates_an_hpa(kubectl: Kubectl, operator: Operator, artifa
     assert spec["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
 
 
+ANALYSIS = {"maxErrorRate": 0.05, "maxLatency": "2s", "minRequests": 10}
 CANARY = {
     "strategy": "Canary",
-    "canary": {
-        "steps": [{"weight": 25, "pause": "4s"}, {"weight": 50, "pause": "4s"}],
-        "analysis": {"maxErrorRate": 0.05, "maxLatency": "2s", "minRequests": 10},
-    },
+    "canary": {"steps": [{"weight": 25, "pause": "4s"}, {"weight": 50, "pause": "4s"}], "analysis": ANALYSIS},
 }
 
 
@@ -157,6 +155,11 @@ def test_canary_is_promoted_then_a_bad_one_is_rolled_back(
         promoted = status(kubectl)
         assert promoted["rollout"]["phase"] == "Stable"
         assert promoted["rollout"]["lastDecision"]["action"] == "Promote"
+        record = promoted["rollout"]["decisions"]
+        assert [d["action"] for d in record] == ["Start", "Advance", "Promote"]
+        assert [d["step"] for d in record] == [0, 0, 1] and all(d["verdict"] == "Pass" for d in record[1:])
+        for gate in record[-1]["gates"]:  # each measurement: value, limit, samples, verdict
+            assert gate["verdict"] == "Pass" and gate["value"] <= gate["limit"] and gate["samples"] >= 10, gate
         eventually(
             lambda: kubectl.run("get", "deployment", "cancer-canary", check=False).returncode != 0, what="canary gone"
         )
@@ -172,6 +175,8 @@ def test_canary_is_promoted_then_a_bad_one_is_rolled_back(
     assert "error rate" in final["rollout"]["lastDecision"]["reason"]
     stalled = condition(kubectl, "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "RolledBack"
+    assert stalled["message"].startswith("rolled back to cancer-v2 (canary cancer-v3: error rate")
+    assert "the spec still selects cancer-v3" in stalled["message"]
     history = [(h["version"], h["track"], h.get("endReason")) for h in final["history"]]
     assert history == [
         ("cancer-v1", "stable", "Replaced"),
@@ -213,7 +218,9 @@ def test_canary_measured_through_prometheus(
 ) -> None:
     kubectl.apply(version(1, artifacts["forest"]))
     approve(kubectl, 1)
-    kubectl.apply(deployment(replicas=2, rollout=CANARY, metrics={"prometheus": {"url": prometheus.url}}))
+    # Until Prometheus scrapes the pods, every step is inconclusive: measured again, up to maxInconclusive times.
+    patient = {**CANARY, "canary": {**CANARY["canary"], "analysis": {**ANALYSIS, "maxInconclusive": 10}}}
+    kubectl.apply(deployment(replicas=2, rollout=patient, metrics={"prometheus": {"url": prometheus.url}}))
     eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="v1 Ready")
 
     with traffic(kubectl):
@@ -222,17 +229,22 @@ def test_canary_measured_through_prometheus(
         # Prometheus scrapes nothing yet: the pods answer traffic, but the operator, reading Prometheus, sees none.
         waiting = eventually(
             lambda: (
-                "minRequests" in (status(kubectl).get("rollout", {}).get("lastDecision") or {}).get("reason", "")
+                "0 of the 10 requests needed"
+                in (status(kubectl).get("rollout", {}).get("lastDecision") or {}).get("reason", "")
                 and status(kubectl)["rollout"]
             ),
             timeout=60,
             what="waiting for requests",
         )
         assert waiting["phase"] == "Progressing" and waiting["measurement"]["requests"] == 0
+        assert waiting["measurement"]["source"] == "prometheus"
 
         pods = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
         addresses = [f"{p['status']['podIP']}:3000" for p in pods if p.get("status", {}).get("podIP")]
         prometheus.set_targets(addresses, kubectl.namespace)
         eventually(lambda: status(kubectl).get("servingVersion") == "cancer-v2", timeout=180, what="v2 promoted")
-    decision = status(kubectl)["rollout"]["lastDecision"]
+    rollout = status(kubectl)["rollout"]
+    decision = rollout["lastDecision"]
     assert decision["action"] == "Promote" and "over" in decision["reason"]
+    assert {g["gate"]: g["verdict"] for g in decision["gates"]} == {"errorRate": "Pass", "latency": "Pass"}
+    assert "Retry" in [d["action"] for d in rollout["decisions"]], "a step without data was measured again"

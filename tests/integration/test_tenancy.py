@@ -26,7 +26,7 @@ from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster.traffic import Traffic, ready_pod_addresses, service_url
 from tests.support.builds import BUILD, phase
 from tests.support.deployments import deployment, version
-from tests.support.kube import APPROVERS, RESTRICTED, Kubectl
+from tests.support.kube import APPROVERS, MALLORY, RESTRICTED, Kubectl, tenant
 from tests.support.operator import Operator
 from tests.support.paths import ROOT
 from tests.support.prometheus import Prometheus
@@ -34,31 +34,12 @@ from tests.support.storage import STORAGE_SECRET, Store
 from tests.support.training import customers
 from tests.support.waiting import eventually
 
-MALLORY = "mallory"
-#: Every verb on the four kinds, in her namespace only: what a namespace's data scientist is given.
-TENANT_ROLE = {
-    "apiVersion": "rbac.authorization.k8s.io/v1",
-    "kind": "Role",
-    "metadata": {"name": "modelops-tenant"},
-    "rules": [
-        {
-            "apiGroups": ["modelops.io"],
-            "resources": ["modelbuilds", "modelversions", "modeldeployments", "modelmonitors"],
-            "verbs": ["*"],
-        },
-        # The team's store: she may read its keys, so her builds and servers may use them (the admission policy
-        # refuses a Secret its author could not read).
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [STORAGE_SECRET], "verbs": ["get"]},
-    ],
-}
 RECORDS = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(40).to_dict(orient="records")
 
 
 @pytest.fixture
 def mallory(kubectl: Kubectl) -> Kubectl:
-    kubectl.apply(TENANT_ROLE)
-    kubectl.run("create", "rolebinding", "mallory-tenant", "--role=modelops-tenant", f"--user={MALLORY}")
-    return kubectl.as_user(MALLORY)
+    return tenant(kubectl)
 
 
 @pytest.fixture

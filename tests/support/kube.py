@@ -9,8 +9,27 @@ from dataclasses import dataclass
 from modelops.devcluster.cluster import kubeconfig_path
 from modelops.devcluster.toolchain import Toolchain
 
+from .storage import STORAGE_SECRET
+
 #: The group the chart lets approve model versions (its default `approvals.groups`).
 APPROVERS = "modelops-approvers"
+MALLORY = "mallory"
+#: Every verb on the four kinds, in her namespace only: what a namespace's data scientist is given.
+TENANT_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "Role",
+    "metadata": {"name": "modelops-tenant"},
+    "rules": [
+        {
+            "apiGroups": ["modelops.io"],
+            "resources": ["modelbuilds", "modelversions", "modeldeployments", "modelmonitors"],
+            "verbs": ["*"],
+        },
+        # The team's store: she may read its keys, so her builds and servers may use them (the admission policy
+        # refuses a Secret its author could not read).
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [STORAGE_SECRET], "verbs": ["get"]},
+    ],
+}
 #: The namespace label that enforces Pod Security `restricted`, as every test namespace does.
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 
@@ -46,3 +65,10 @@ class Kubectl:
 
     def get(self, *args: str) -> dict:
         return json.loads(self.run("get", *args, "-o", "json").stdout)
+
+
+def tenant(kubectl: Kubectl) -> Kubectl:
+    """kubectl as mallory, given the tenant role in the namespace."""
+    kubectl.apply(TENANT_ROLE)
+    kubectl.run("create", "rolebinding", "mallory-tenant", "--role=modelops-tenant", f"--user={MALLORY}")
+    return kubectl.as_user(MALLORY)
