@@ -725,3 +725,14 @@ def test_a_paused_rollout_is_stalled_waiting_for_an_approver() -> None:
     kind, reason, message = stalled(deployment(), paused)
     assert (kind, reason) == ("Stalled", "RolloutPaused")
     assert message is not None and "waiting for an approver" in message and "inconclusive" in message
+
+
+def test_selecting_a_rolled_back_version_again_after_a_revert_is_not_silently_ready() -> None:
+    """cancer-v2 fails and is rolled back; the spec is reverted to cancer-v1 (Stable), then selects cancer-v2 again:
+    cancer-v2 is not started on its own, so the user must be told, not shown a Ready deployment."""
+    rolled = rollout.decide(running(0), judged(FAILING), gates(), len(STEPS), T1)
+    reverted = rollout.plan(deployment(), V1, V1, rolled.status, rolled.history, T2)
+    again = rollout.plan(deployment(), V1, V2, reverted.status, reverted.history, T3)
+    assert again.canary is None, "a rolled-back version is not started again on its own"
+    kind, _, message = stalled(deployment(), again)
+    assert kind == "Stalled" and message is not None and "cancer-v2" in message

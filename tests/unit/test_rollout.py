@@ -177,6 +177,8 @@ def test_the_canary_is_dropped_when_the_stable_version_is_the_target_again() -> 
 def test_a_rolled_back_version_is_not_retried_but_a_newer_one_is() -> None:
     v1, v2, v3 = version(1, "Archived"), version(2, "Approved"), version(3, "Approved")
     rolled_back = RolloutStatus(phase="RolledBack", canary_version="m-v2")
+    assert rollout.plan(deployment(rollout=CANARY), v1, v2, rolled_back, [], T1).canary is None
+    assert rollout.plan(deployment(rollout=CANARY), v1, v3, rolled_back, [], T1).canary is v3
     history = [
         HistoryEntry(version="m-v1", track="stable", started=T0),
         HistoryEntry(version="m-v2", track="canary", started=T0, ended=T1, end_reason="RolledBack"),

@@ -271,7 +271,8 @@ def _owner(deployment: ModelDeployment) -> dict[str, Any]:
 def rolled_back_message(md: ModelDeployment, selection: Selection, stable: ModelVersion, rollout: RolloutStatus) -> str:
     """What a rollback leaves: the spec (often in Git) still asks for the version that failed, and it will not be
     tried again by itself; say what serves, why, and the ways out."""
-    decided = rollout.last_decision.reason if rollout.last_decision else "its canary failed"
+    last = rollout.last_decision
+    decided = last.reason if last and last.action == "RollBack" else "its last canary was rolled back"
     head = f"rolled back to {stable.metadata.name} (canary {rollout.canary_version}: {decided})"
     target = selection.version.metadata.name if selection.version else None
     if target is None or target == stable.metadata.name:

@@ -79,6 +79,8 @@ def requested(annotations: dict[str, str]) -> Command | str | None:
     try:
         at = dt.datetime.fromisoformat(annotations.get(COMMAND_AT_ANNOTATION, ""))
     except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
         return f"{COMMAND_AT_ANNOTATION}: a command must say when it was asked, as an RFC 3339 time"
     return Command(action, by, annotations.get(COMMAND_REASON_ANNOTATION, ""), at)
 
@@ -135,7 +137,11 @@ def plan(
     elif (phase == "RolledBack" and canary_version == target.metadata.name) or rolled_back(
         state.history, target.metadata.name
     ):
-        pass  # a rolled-back version is not retried on its own: an approver's `retry` or a newer approval is
+        # A rolled-back version is not retried on its own (an approver's `retry` or a newer approval is); when the
+        # spec selects it again after a revert, the rollout says so instead of looking settled.
+        if phase != "RolledBack":
+            held = state.status.model_copy(update={"phase": "RolledBack", "canary_version": target.metadata.name})
+            state = dataclasses.replace(state, status=held)
     else:
         state = start_canary(
             state, target, when, f"canary {target.metadata.name} started beside {stable.metadata.name}"
