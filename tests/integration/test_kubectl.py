@@ -34,6 +34,7 @@ def test_get_modelops_lists_the_four_kinds_with_their_columns(kubectl: Kubectl) 
         "CANARY",
         "WEIGHT",
         "ENDPOINT",
+        "DECISION",
         "AGE",
     ] in wide_headers
     short = kubectl.run("get", "mb,mv,md,mm", "-o", "name").stdout.split()
