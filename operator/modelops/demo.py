@@ -122,6 +122,20 @@ class Demo:
         """The deployment's Service, as callers in the cluster reach it (its ClusterIP, through kube-proxy)."""
         return service_url(json.loads(self.kubectl("get", "service", MODEL, "-n", NAMESPACE, "-o", "json")))
 
+    def shadow_agreement(self) -> str:
+        """What the last shadow step found: the candidate's agreement with stable on the same mirrored records."""
+        rollout = json.loads(self.kubectl("get", "md", MODEL, "-n", NAMESPACE, "-o", "json"))["status"]["rollout"]
+        advanced = [d for d in rollout.get("decisions", []) if d["action"] == "Advance" and d.get("step") == 0]
+        agreement = (
+            next((g for g in (advanced[-1].get("gates") or []) if g["gate"] == "agreement"), None) if advanced else None
+        )
+        if agreement is None or agreement.get("value") is None:
+            return "no agreement measured"
+        return (
+            f"agreement with the stable version {agreement['value']:.1%} on {agreement['samples']} mirrored records "
+            f"(minAgreement {agreement['limit']:.0%}); callers got only the stable answers"
+        )
+
     def ready_servers(self) -> int:
         return int(self.field("md", MODEL, "{.status.readyReplicas}") or 0)
 
@@ -331,6 +345,7 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
         decision = demo.field("md", MODEL, "{.status.rollout.lastDecision.reason}")
         if demo.field("md", MODEL, "{.status.servingVersion}") != second:
             raise SystemExit(f"the canary was rolled back: {decision}")
+        demo.mark("shadow step judged", demo.shadow_agreement())
         demo.mark(f"canary {second} promoted", decision)
         demo.wait_for(
             lambda: demo.condition("md", MODEL, "Ready"), f"ModelDeployment {MODEL} Ready", lambda v: v == "True"

@@ -1,5 +1,6 @@
 """Measuring a canary step: both tracks' counts over the step's window, from their pods or from Prometheus, judged
-by `resources.analysis`.
+by `resources.analysis`. In a shadow step the canary's pods are the shadow's, and the stable pods' counts carry their
+comparison with it.
 
 From the pods, a window begins with a snapshot of every pod's counters, taken the first time this operator measures
 the step with a canary pod ready, and kept in the deployment's Kopf memo: after an operator restart the step's
@@ -43,17 +44,15 @@ def judge(md: ModelDeployment, state: Rollout, when: dt.datetime, memo: kopf.Mem
     assert canary is not None and state.stable is not None and spec is not None, "only a running canary is judged"
     step = min(rollout.step or 0, len(spec.steps) - 1)
     namespace = md.metadata.namespace or ""
+    shadow = spec.steps[step].mirror is not None
+    tracks: dict[str, children.ServerTrack] = {"canary": "shadow" if shadow else "canary", "stable": "stable"}
     ready = {
-        track: [
-            p
-            for p in kube.list_("v1", "Pod", namespace, {**children.server_labels(md), children.TRACK_LABEL: track})
-            if pods.ready(p)
-        ]
-        for track in ("canary", "stable")
+        name: [p for p in kube.list_("v1", "Pod", namespace, children.track_labels(md, track)) if pods.ready(p)]
+        for name, track in tracks.items()
     }
     begun = rollout.step_started or when
     if ready["canary"]:
-        window = _window(md, state, canary, state.stable, ready, when, memo)
+        window = _window(md, state, ready, when, memo, str(canary.spec.version) if shadow else None)
     else:  # a window begins once the canary can answer
         memo.canary_window = None
         window = analysis.Window(ServingTotals(), ServingTotals(), when, 0.0, "pods")
@@ -71,12 +70,14 @@ def judge(md: ModelDeployment, state: Rollout, when: dt.datetime, memo: kopf.Mem
 def _window(
     md: ModelDeployment,
     state: Rollout,
-    canary: ModelVersion,
-    stable: ModelVersion,
     ready: dict[str, list[dict[str, Any]]],
     when: dt.datetime,
     memo: kopf.Memo,
+    shadow: str | None,
 ) -> analysis.Window:
+    """Both tracks' counts since the window began; `shadow` is the canary's version number in a shadow step."""
+    canary, stable = state.canary, state.stable
+    assert canary is not None and stable is not None, "only a running canary is measured"
     source = md.spec.metrics.prometheus if md.spec.metrics else None
     namespace = md.metadata.namespace or ""
     if source is not None:
@@ -84,13 +85,13 @@ def _window(
         seconds = max((when - begun).total_seconds(), 1.0)
         if not POLICY.prometheus_allowed(source.url):
             refused = ServingTotals(problem=children.PROMETHEUS_NOT_ALLOWED.format(field="spec.metrics.prometheus.url"))
-            return analysis.Window(refused, refused, begun, seconds, "prometheus")
+            return analysis.Window(refused, refused, begun, seconds, "prometheus", shadow)
 
-        def track(version: ModelVersion) -> ServingTotals:
-            scope = Scope(namespace, md.spec.model, str(version.spec.version))
+        def track(version: ModelVersion, shadow: str | None = None) -> ServingTotals:
+            scope = Scope(namespace, md.spec.model, str(version.spec.version), shadow)
             return prometheus.query_totals(source.url, scope, f"{seconds:.0f}s")
 
-        return analysis.Window(track(canary), track(stable), begun, seconds, "prometheus")
+        return analysis.Window(track(canary), track(stable, shadow), begun, seconds, "prometheus", shadow)
     port = md.spec.runtime.port if md.spec.runtime else SERVER_PORT
     now: dict[str, dict[str, ServingTotals]] = {}
     for name, ready_pods in ready.items():
@@ -103,5 +104,10 @@ def _window(
         memo.canary_window = snapshot
     seconds = (when - snapshot.start).total_seconds()
     return analysis.Window(
-        since(snapshot.pods, now["canary"]), since(snapshot.pods, now["stable"]), snapshot.start, seconds, "pods"
+        since(snapshot.pods, now["canary"]),
+        since(snapshot.pods, now["stable"]),
+        snapshot.start,
+        seconds,
+        "pods",
+        shadow,
     )

@@ -168,8 +168,10 @@ def _reconcile(body: dict[str, Any], memo: kopf.Memo | None) -> None:
 
 
 def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> tuple[list[dict[str, Any]], RolloutStatus]:
-    """Apply the server Deployments, the Service and the autoscaler the rollout wants; returns the server
-    Deployments as applied, with their current status, and the rollout with the weights that were applied."""
+    """Apply the server Deployments, the Services and the autoscaler the rollout wants; returns the server
+    Deployments behind the deployment's Service as applied, with their current status, and the rollout with the
+    weights that were applied. In a shadow step the canary version runs as the shadow, behind its own Service, and
+    the stable servers mirror to it."""
     stable, canary, rollout = state.stable, state.canary, state.status
     namespace, uid = md.metadata.namespace or "", md.metadata.uid or ""
     servers: list[dict[str, Any]] = []
@@ -177,21 +179,39 @@ def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> tuple[list[
         return servers, rollout
     total = children.desired_replicas(md)
     steps = md.spec.rollout.canary.steps if md.spec.rollout and md.spec.rollout.canary else []
-    stable_replicas: int | None
+    stable_replicas: int | None = None if md.spec.autoscaling is not None else total
+    mirror: children.Mirroring | None = None
+    running: set[children.ServerTrack] = set()
+    update: dict[str, Any]
     if canary is not None and steps:
         step = min(rollout.step or 0, len(steps) - 1)  # the steps may have been edited mid-rollout
-        stable_replicas, canary_replicas = children.split(total, steps[step].weight)
-        weight = round(100 * canary_replicas / (stable_replicas + canary_replicas))
-        rollout = rollout.model_copy(update={"step": step, "canary_weight": weight, "stable_weight": 100 - weight})
-        servers.append(
-            kube.apply_child(children.server_deployment(md, canary, "canary", canary_replicas, RUNTIME_IMAGE))
-        )
-    else:
-        stable_replicas = None if md.spec.autoscaling is not None else total
+        share = steps[step].mirror
+        if share is not None:
+            running.add("shadow")
+            mirror = children.mirroring(md, canary, share)
+            kube.apply_child(children.service(md, "shadow"))
+            kube.apply_child(children.server_deployment(md, canary, "shadow", 1, RUNTIME_IMAGE))
+            update = {"step": step, "canary_weight": 0, "stable_weight": 100, "mirror": share}
+        else:
+            running.add("canary")
+            stable_replicas, canary_replicas = children.split(total, steps[step].weight)
+            weight = round(100 * canary_replicas / (stable_replicas + canary_replicas))
+            update = {"step": step, "canary_weight": weight, "stable_weight": 100 - weight, "mirror": None}
+            servers.append(
+                kube.apply_child(children.server_deployment(md, canary, "canary", canary_replicas, RUNTIME_IMAGE))
+            )
+        rollout = rollout.model_copy(update=update)
+    if "canary" not in running:
         kube.delete_child("apps/v1", "Deployment", namespace, children.deployment_name(md, "canary"), uid)
-        rollout = rollout.model_copy(update={"canary_weight": None, "stable_weight": None})
+    if "shadow" not in running and (state.status.mirror or any(s.mirror for s in steps)):  # else none ever ran
+        shadow = children.deployment_name(md, "shadow")
+        kube.delete_child("apps/v1", "Deployment", namespace, shadow, uid)
+        kube.delete_child("v1", "Service", namespace, shadow, uid)
+    if not running:
+        rollout = rollout.model_copy(update={"canary_weight": None, "stable_weight": None, "mirror": None})
     kube.apply_child(children.service(md))
-    servers.append(kube.apply_child(children.server_deployment(md, stable, "stable", stable_replicas, RUNTIME_IMAGE)))
+    stable_server = children.server_deployment(md, stable, "stable", stable_replicas, RUNTIME_IMAGE, mirror)
+    servers.append(kube.apply_child(stable_server))
     hpa = children.autoscaler(md)
     if hpa:
         kube.apply_child(hpa)

@@ -6,7 +6,7 @@ caller's: a canary with one replica in four gets about a quarter of them.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import itertools
 import threading
 from typing import Any
@@ -15,12 +15,16 @@ import httpx
 
 
 class Traffic:
-    """A background thread that posts batches of records to `url`'s /predict, until stopped."""
+    """A background thread that posts batches of records to `url`'s /predict, until stopped, and counts what the
+    callers saw: answers, failures (an error status or no answer), and which versions answered."""
 
     def __init__(self, url: str, records: list[dict[str, Any]], batch: int = 20, pause: float = 0.05) -> None:
         self.url = url
         self.batches = itertools.cycle([records[i : i + batch] for i in range(0, len(records), batch)])
         self.pause = pause
+        self.answered = 0
+        self.failed = 0
+        self.versions: collections.Counter[str] = collections.Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -28,8 +32,16 @@ class Traffic:
         no_reuse = httpx.Limits(max_keepalive_connections=0)
         with httpx.Client(timeout=5, limits=no_reuse) as client:
             while not self._stop.is_set():
-                with contextlib.suppress(httpx.HTTPError):
-                    client.post(f"{self.url}/predict", json={"records": next(self.batches)})
+                try:
+                    answer = client.post(f"{self.url}/predict", json={"records": next(self.batches)})
+                except httpx.HTTPError:
+                    self.failed += 1
+                else:
+                    if answer.is_success:
+                        self.answered += 1
+                        self.versions[str(answer.json().get("version"))] += 1
+                    else:
+                        self.failed += 1
                 self._stop.wait(self.pause)
 
     def __enter__(self) -> Traffic:

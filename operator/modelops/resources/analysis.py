@@ -3,7 +3,9 @@
 Absolute gates judge the canary alone (`maxErrorRate`, `maxLatency`); relative gates judge it against the stable
 version over the same window (`maxErrorRateIncrease`, `maxLatencyRatio`); model gates judge what it answers: the
 divergence of its predictions from the stable version's (`maxPredictionDivergence`) and the drift of its traffic
-from its own training baseline (`maxFeatureDrift`). Each gate is Pass, Fail, or Inconclusive when it has too few
+from its own training baseline (`maxFeatureDrift`). In a shadow step the canary answers only mirrored requests, and
+the stable servers' comparison of both answers on the same records adds `minAgreement` (classifiers) and
+`maxMeanAbsoluteDifference` (regressors). Each gate is Pass, Fail, or Inconclusive when it has too few
 samples or cannot be measured; the step fails as soon as one gate fails, and is judged at its end otherwise.
 """
 
@@ -17,7 +19,13 @@ from typing import Literal
 import numpy as np
 
 from modelops.api.v1alpha1.common import duration_seconds
-from modelops.api.v1alpha1.modeldeployment import CanaryAnalysis, GateName, GateResult, Measurement
+from modelops.api.v1alpha1.modeldeployment import (
+    CanaryAnalysis,
+    GateName,
+    GateResult,
+    Measurement,
+    ShadowComparison,
+)
 from modelops.drift.statistics import jensen_shannon
 
 from .measure import ServingTotals, aligned, latency_quantile
@@ -37,6 +45,8 @@ class Window:
     start: dt.datetime
     seconds: float
     source: Literal["pods", "prometheus"]
+    #: In a shadow step, the canary's version number, as the stable servers' comparison labels it.
+    shadow: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ class _Gate:
     field: str
     unit: str
     shown: Callable[[float], str]
+    #: The limit is a floor (the value must reach it), not a ceiling.
+    floor: bool = False
 
 
 GATES: dict[GateName, _Gate] = {
@@ -85,6 +97,13 @@ GATES: dict[GateName, _Gate] = {
     ),
     "featureDrift": _Gate(
         "feature drift from the training baseline (Jensen-Shannon)", "maxFeatureDrift", "records", _distance
+    ),
+    "agreement": _Gate("agreement with stable on mirrored records", "minAgreement", "records", _percent, floor=True),
+    "meanAbsoluteDifference": _Gate(
+        "mean absolute difference from stable on mirrored records",
+        "maxMeanAbsoluteDifference",
+        "records",
+        lambda v: f"{v:.4g}",
     ),
 }
 
@@ -109,7 +128,8 @@ def gate(
         return GateResult(
             gate=name, limit=limit, samples=int(samples), verdict="Inconclusive", detail=detail or "not measurable"
         )
-    verdict: Literal["Pass", "Fail"] = "Pass" if value <= limit else "Fail"
+    within = value >= limit if spec.floor else value <= limit
+    verdict: Literal["Pass", "Fail"] = "Pass" if within else "Fail"
     return GateResult(
         gate=name, value=round(value, 6), limit=limit, samples=int(samples), verdict=verdict, detail=detail
     )
@@ -146,6 +166,55 @@ def feature_drift(canary: ServingTotals) -> tuple[str, float] | None:
         return None
     score, name = max(scores)
     return name, score
+
+
+def shadow_comparison(window: Window) -> ShadowComparison | None:
+    """What the stable servers found comparing their answers with the shadow's, in a shadow step."""
+    if window.shadow is None:
+        return None
+    counts = window.stable.mirrored.get(window.shadow, {})
+    compared = counts.get("compared", 0.0)
+    return ShadowComparison(
+        compared=int(compared),
+        agreement=round(counts["agreed"] / compared, 6) if compared and "agreed" in counts else None,
+        mean_absolute_difference=(
+            round(counts["difference"] / compared, 6) if compared and "difference" in counts else None
+        ),
+        dropped=int(counts.get("dropped", 0)),
+        unreachable=int(counts.get("unreachable", 0)),
+        rejected=int(counts.get("rejected", 0)),
+    )
+
+
+def _unanswered(comparison: ShadowComparison) -> str | None:
+    lost = {"dropped": comparison.dropped, "unreachable": comparison.unreachable, "rejected": comparison.rejected}
+    said = ", ".join(f"{n} {kind}" for kind, n in lost.items() if n)
+    return f"mirrored requests without an answer: {said}" if said else None
+
+
+def shadow_gates(analysis: CanaryAnalysis, window: Window, problem: str | None) -> list[GateResult]:
+    """The gates on the comparison of both versions' answers to the same mirrored records."""
+    comparison = shadow_comparison(window)
+    if comparison is None:
+        return []
+    results = []
+    detail = _unanswered(comparison)
+    wanted: tuple[tuple[GateName, float | None, float | None, str], ...] = (
+        ("agreement", analysis.min_agreement, comparison.agreement, "a regressor: use maxMeanAbsoluteDifference"),
+        (
+            "meanAbsoluteDifference",
+            analysis.max_mean_absolute_difference,
+            comparison.mean_absolute_difference,
+            "a classifier: use minAgreement",
+        ),
+    )
+    for name, limit, value, otherwise in wanted:
+        if limit is not None:
+            why = (
+                detail if value is not None or not comparison.compared else f"not measurable: the model is {otherwise}"
+            )
+            results.append(gate(name, value, limit, comparison.compared, analysis.min_records, why, problem))
+    return results
 
 
 def measure_gates(analysis: CanaryAnalysis, window: Window) -> list[GateResult]:
@@ -210,7 +279,7 @@ def measure_gates(analysis: CanaryAnalysis, window: Window) -> list[GateResult]:
                 problem,
             )
         )
-    return results
+    return [*results, *shadow_gates(analysis, window, problem)]
 
 
 def describe(result: GateResult) -> str:
@@ -221,7 +290,8 @@ def describe(result: GateResult) -> str:
         return f"{spec.label}: {result.detail or 'not measurable'}"
     measured = f"{spec.label} {spec.shown(result.value)} over {result.samples} {spec.unit}"
     if result.verdict == "Fail":
-        return f"{measured} exceeds {spec.field} {spec.shown(result.limit)}{detail}"
+        crossed = "is below" if spec.floor else "exceeds"
+        return f"{measured} {crossed} {spec.field} {spec.shown(result.limit)}{detail}"
     return f"{spec.label} {spec.shown(result.value)}{detail}"
 
 
@@ -245,8 +315,9 @@ def judge_step(
         stable_requests=int(window.stable.requests),
         window_start=window.start,
         source=window.source,
+        shadow=shadow_comparison(window),
     )
-    where = f"step {step + 1}/{steps}"
+    where = f"step {step + 1}/{steps}" + (" (shadow)" if window.shadow is not None else "")
     if not canary_ready:
         if not_ready_for > NOT_READY_LIMIT:
             ready = gate("ready", not_ready_for, NOT_READY_LIMIT, not_ready_for, 0)

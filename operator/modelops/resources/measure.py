@@ -21,6 +21,13 @@ LATENCY_BUCKETS = f"{wire.LATENCY}_bucket"
 FEATURES = f"{wire.FEATURES}_total"
 PREDICTIONS = f"{wire.PREDICTIONS}_total"
 BASELINE = wire.BASELINE
+#: A stable server's comparison with its shadow: series name → the key it is counted under in `mirrored`.
+MIRRORED = {
+    f"{wire.SHADOW_COMPARED}_total": "compared",
+    f"{wire.SHADOW_AGREED}_total": "agreed",
+    f"{wire.SHADOW_DIFFERENCE}_total": "difference",
+}
+MIRROR_FAILURES = f"{wire.SHADOW_FAILURES}_total"
 
 
 @dataclass
@@ -36,6 +43,9 @@ class ServingTotals:
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)
     #: feature → `numeric` or `categorical`.
     kinds: dict[str, str] = field(default_factory=dict)
+    #: What these (stable) servers found comparing their answers with a shadow's: shadow version → `compared`,
+    #: `agreed`, `difference`, or a failure kind (`dropped`, `unreachable`, `rejected`) → count.
+    mirrored: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Why the totals could not be read, if they could not.
     problem: str | None = None
 
@@ -48,6 +58,8 @@ class Scope:
     namespace: str
     model: str
     version: str
+    #: In a shadow step, the stable track's comparison with this shadow version is read too.
+    shadow_version: str | None = None
 
     def selector(self) -> str:
         return f'namespace="{self.namespace}",model="{self.model}",version="{self.version}"'
@@ -59,6 +71,7 @@ def serving_totals(texts: list[str], version: str | None = None) -> ServingTotal
     buckets: defaultdict[float, float] = defaultdict(float)
     features: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
     predictions: defaultdict[str, float] = defaultdict(float)
+    mirrored: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
     for text in texts:
         try:
             families = list(text_string_to_metric_families(text))
@@ -82,9 +95,14 @@ def serving_totals(texts: list[str], version: str | None = None) -> ServingTotal
                 elif sample.name == BASELINE:
                     totals.baseline.setdefault(labels["feature"], {})[labels["bin"]] = sample.value
                     totals.kinds[labels["feature"]] = labels["kind"]
+                elif sample.name in MIRRORED:
+                    mirrored[labels["shadow_version"]][MIRRORED[sample.name]] += sample.value
+                elif sample.name == MIRROR_FAILURES:
+                    mirrored[labels["shadow_version"]][labels["kind"]] += sample.value
     totals.latency_buckets = dict(buckets)
     totals.features = {k: dict(v) for k, v in features.items()}
     totals.predictions = dict(predictions)
+    totals.mirrored = {k: dict(v) for k, v in mirrored.items()}
     return totals
 
 
@@ -93,12 +111,12 @@ def prometheus_queries(scope: Scope, window: str | None = None) -> dict[str, str
     window such as `5m`, what was added during it (`increase`); and its baseline."""
     selector = scope.selector()
 
-    def counted(metric: str, by: str = "") -> str:
-        series = f"{metric}{{{selector}}}"
+    def counted(metric: str, by: str = "", among: str = selector) -> str:
+        series = f"{metric}{{{among}}}"
         inner = f"increase({series}[{window}])" if window else series
         return f"sum{f' by ({by})' if by else ''} ({inner})"
 
-    return {
+    queries = {
         "requests": counted(REQUESTS),
         "errors": counted(ERRORS),
         "latency": counted(LATENCY_BUCKETS, "le"),
@@ -106,6 +124,12 @@ def prometheus_queries(scope: Scope, window: str | None = None) -> dict[str, str
         "predictions": counted(PREDICTIONS, "bin"),
         "baseline": f"max by (feature, kind, bin) ({BASELINE}{{{selector}}})",
     }
+    if scope.shadow_version is not None:
+        compared = f'{selector},shadow_version="{scope.shadow_version}"'
+        for metric in MIRRORED:
+            queries[metric] = counted(metric, "shadow_version", compared)
+        queries[MIRROR_FAILURES] = counted(MIRROR_FAILURES, "shadow_version, kind", compared)
+    return queries
 
 
 def totals_from_prometheus(answers: dict[str, list[dict[str, Any]]]) -> ServingTotals:
@@ -121,6 +145,12 @@ def totals_from_prometheus(answers: dict[str, list[dict[str, Any]]]) -> ServingT
         return dict(grouped)
 
     baseline = answers.get("baseline", [])
+    mirrored: defaultdict[str, dict[str, float]] = defaultdict(dict)
+    for metric, key in MIRRORED.items():
+        for row in answers.get(metric, []):
+            mirrored[row["metric"]["shadow_version"]][key] = float(row["value"][1])
+    for row in answers.get(MIRROR_FAILURES, []):
+        mirrored[row["metric"]["shadow_version"]][row["metric"]["kind"]] = float(row["value"][1])
     return ServingTotals(
         requests=scalar(answers["requests"]),
         errors=scalar(answers["errors"]),
@@ -129,6 +159,7 @@ def totals_from_prometheus(answers: dict[str, list[dict[str, Any]]]) -> ServingT
         predictions={r["metric"]["bin"]: float(r["value"][1]) for r in answers.get("predictions", [])},
         baseline=by_feature(baseline),
         kinds={r["metric"]["feature"]: r["metric"]["kind"] for r in baseline},
+        mirrored=dict(mirrored),
     )
 
 
@@ -152,6 +183,10 @@ def window_delta(older: ServingTotals | None, newer: ServingTotals) -> ServingTo
         predictions={b: minus(v, older.predictions.get(b, 0.0)) for b, v in newer.predictions.items()},
         baseline=newer.baseline,
         kinds=newer.kinds,
+        mirrored={
+            s: {k: minus(v, older.mirrored.get(s, {}).get(k, 0.0)) for k, v in counts.items()}
+            for s, counts in newer.mirrored.items()
+        },
     )
 
 
@@ -209,14 +244,19 @@ def combined(parts: list[ServingTotals]) -> ServingTotals:
         out.errors += part.errors
         for bound, count in part.latency_buckets.items():
             out.latency_buckets[bound] = out.latency_buckets.get(bound, 0.0) + count
-        for feature, bins in part.features.items():
-            into = out.features.setdefault(feature, {})
-            for label, count in bins.items():
-                into[label] = into.get(label, 0.0) + count
+        _add(out.features, part.features)
+        _add(out.mirrored, part.mirrored)
         for label, count in part.predictions.items():
             out.predictions[label] = out.predictions.get(label, 0.0) + count
         out.baseline, out.kinds = part.baseline or out.baseline, part.kinds or out.kinds
     return out
+
+
+def _add(into: dict[str, dict[str, float]], part: dict[str, dict[str, float]]) -> None:
+    for outer, counts in part.items():
+        sums = into.setdefault(outer, {})
+        for key, count in counts.items():
+            sums[key] = sums.get(key, 0.0) + count
 
 
 def since(start: dict[str, ServingTotals], now: dict[str, ServingTotals]) -> ServingTotals:

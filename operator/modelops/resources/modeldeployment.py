@@ -1,10 +1,11 @@
 """A ModelDeployment's children and decisions: which version, the server Deployments (stable and canary)
-behind one Service, the autoscaler, and the canary's verdict from measurements."""
+behind one Service, the shadow (a canary that only answers mirrored requests, behind a Service of its own), the
+autoscaler, and the status."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelDeploymentStatus, ModelVersion
 from modelops.api.v1alpha1.modeldeployment import HistoryEntry, RolloutStatus
@@ -15,8 +16,12 @@ from .conditions import kstatus
 from .policy import Policy
 
 SERVER = "server"
+#: The component of shadow pods: the deployment's Service does not select them, callers never reach them.
+SHADOW = "shadow"
 TRACK_LABEL = "modelops.io/track"
 HTTP_PORT = 80
+#: The server Deployments of a ModelDeployment: a shadow step runs the canary version as `shadow`.
+ServerTrack = Literal["stable", "canary", "shadow"]
 
 
 # -- which version ---------------------------------------------------------------------------------------
@@ -104,14 +109,22 @@ def spec_problem(deployment: ModelDeployment, policy: Policy) -> tuple[str, str]
 # -- children --------------------------------------------------------------------------------------------
 
 
-def deployment_name(deployment: ModelDeployment, track: str) -> str:
+def deployment_name(deployment: ModelDeployment, track: ServerTrack) -> str:
+    """The server Deployment of a track; the shadow's Service has the same name."""
     name = deployment.metadata.name
-    return name if track == "stable" else meta.child_name(name, "canary")
+    return name if track == "stable" else meta.child_name(name, track)
 
 
-def server_labels(deployment: ModelDeployment) -> dict[str, str]:
-    """What the Service selects: every server pod of this ModelDeployment, stable or canary."""
-    return {"app.kubernetes.io/instance": deployment.metadata.name, "app.kubernetes.io/component": SERVER}
+def server_labels(deployment: ModelDeployment, track: ServerTrack = "stable") -> dict[str, str]:
+    """What the Service selects: every server pod of this ModelDeployment, stable or canary; for the shadow
+    track, its pods, which only its own Service selects."""
+    component = SHADOW if track == "shadow" else SERVER
+    return {"app.kubernetes.io/instance": deployment.metadata.name, "app.kubernetes.io/component": component}
+
+
+def track_labels(deployment: ModelDeployment, track: ServerTrack) -> dict[str, str]:
+    """The pods of one track."""
+    return {**server_labels(deployment, track), TRACK_LABEL: track}
 
 
 def selector_string(deployment: ModelDeployment) -> str:
@@ -131,16 +144,46 @@ def split(total: int, weight: int) -> tuple[int, int]:
     return max(1, total - canary), canary
 
 
+@dataclass(frozen=True)
+class Mirroring:
+    """What the stable servers are told in a shadow step: where the shadow listens, its version, the share."""
+
+    url: str
+    version: int
+    share: int
+
+    def env(self) -> list[dict[str, str]]:
+        return [
+            {"name": wire.SHADOW_URL_ENV, "value": self.url},
+            {"name": wire.SHADOW_VERSION_ENV, "value": str(self.version)},
+            {"name": wire.SHADOW_SHARE_ENV, "value": str(self.share)},
+        ]
+
+
+def mirroring(deployment: ModelDeployment, shadow: ModelVersion, share: int) -> Mirroring:
+    name = deployment_name(deployment, "shadow")
+    return Mirroring(
+        f"http://{name}.{deployment.metadata.namespace}.svc:{HTTP_PORT}/predict", shadow.spec.version, share
+    )
+
+
 def server_deployment(
-    deployment: ModelDeployment, version: ModelVersion, track: str, replicas: int | None, default_image: str
+    deployment: ModelDeployment,
+    version: ModelVersion,
+    track: ServerTrack,
+    replicas: int | None,
+    default_image: str,
+    mirror: Mirroring | None = None,
 ) -> dict[str, Any]:
-    """A Deployment of server pods for one version; `replicas` None leaves them to the autoscaler."""
+    """A Deployment of server pods for one version; `replicas` None leaves them to the autoscaler; with `mirror`,
+    the servers mirror a share of their requests to a shadow."""
     spec = deployment.spec
     runtime = spec.runtime
     port = runtime.port if runtime else wire.SERVER_PORT
     number = version.spec.version
-    labels = meta.labels(model=spec.model, instance=deployment.metadata.name, component=SERVER, version=number)
-    selector = {**server_labels(deployment), TRACK_LABEL: track}
+    selector = track_labels(deployment, track)
+    component = selector["app.kubernetes.io/component"]
+    labels = meta.labels(model=spec.model, instance=deployment.metadata.name, component=component, version=number)
     probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
     container: dict[str, Any] = {
         "name": SERVER,
@@ -153,6 +196,7 @@ def server_deployment(
             {"name": wire.MODEL_NAME_ENV, "value": spec.model},
             {"name": wire.MODEL_VERSION_ENV, "value": str(number)},
             {"name": wire.WORKERS_ENV, "value": str(runtime.workers if runtime else 1)},
+            *(mirror.env() if mirror else []),
             *meta.container_env(),
         ],
         "startupProbe": {**probe, "failureThreshold": 60, "periodSeconds": 2},
@@ -193,12 +237,13 @@ def server_deployment(
     return manifest
 
 
-def _metadata(deployment: ModelDeployment) -> dict[str, Any]:
-    """Metadata of the children named after the ModelDeployment itself (Service, autoscaler)."""
+def _metadata(deployment: ModelDeployment, track: ServerTrack = "stable") -> dict[str, Any]:
+    """Metadata of the children named after the ModelDeployment itself (Service, autoscaler), or the shadow's."""
+    component = server_labels(deployment, track)["app.kubernetes.io/component"]
     return {
-        "name": deployment.metadata.name,
+        "name": deployment_name(deployment, track),
         "namespace": deployment.metadata.namespace,
-        "labels": meta.labels(model=deployment.spec.model, instance=deployment.metadata.name, component=SERVER),
+        "labels": meta.labels(model=deployment.spec.model, instance=deployment.metadata.name, component=component),
         "ownerReferences": [_owner(deployment)],
     }
 
@@ -220,13 +265,14 @@ def rollout_pending(server: dict[str, Any]) -> str | None:
     return None
 
 
-def service(deployment: ModelDeployment) -> dict[str, Any]:
+def service(deployment: ModelDeployment, track: ServerTrack = "stable") -> dict[str, Any]:
+    """The deployment's Service (stable and canary pods), or the shadow's, which only the stable servers call."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(deployment),
+        "metadata": _metadata(deployment, track),
         "spec": {
-            "selector": server_labels(deployment),
+            "selector": server_labels(deployment, track),
             "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }

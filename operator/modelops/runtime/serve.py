@@ -33,6 +33,7 @@ from modelops.contract.serving import (
 )
 from modelops.contract.training import leave_termination_message
 
+from . import mirror
 from .telemetry import Telemetry
 
 MAX_RECORDS = 10_000
@@ -115,6 +116,8 @@ class ModelServer:
         self.model_name = os.environ.get(MODEL_NAME_ENV, model.tag.name)
         self.version = os.environ.get(MODEL_VERSION_ENV, str(model.tag.version))
         self.telemetry = Telemetry(model.custom_objects["baseline"], self.model_name, self.version)
+        categorical = self.telemetry.prediction_summary["kind"] != "numeric"
+        self.mirror = mirror.from_environment(self.model_name, self.version, categorical)  # in a shadow step
 
     @bentoml.api(route="/predict")
     def predict(self, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -141,6 +144,8 @@ class ModelServer:
             "version": self.version,
             "predictions": predictions.tolist(),
         }
+        if self.mirror is not None:
+            self.mirror.offer(records, answer["predictions"])
         if probabilities is not None:
             answer["probabilities"] = probabilities
         return answer

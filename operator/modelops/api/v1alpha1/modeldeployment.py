@@ -70,9 +70,30 @@ class RuntimeSpec(ApiModel):
 
 
 class CanaryStep(ApiModel):
-    """One step of a canary: a share of replicas on the new version, held for a while."""
+    """One step of a canary: a share of replicas on the new version, held for a while; or, at weight 0, a shadow
+    step: the new version answers a share of live requests mirrored by the stable servers, and its answers are
+    compared with theirs, never returned."""
 
-    weight: int = Field(ge=1, le=99, description="Percent of replicas running the new version.")
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "has(self.mirror) == (self.weight == 0)",
+                "mirror is set on a shadow step (weight 0), and only there",
+                field_path=".mirror",
+            ),
+        )
+    }
+
+    weight: int = Field(
+        ge=0, le=99, description="Percent of replicas running the new version; 0 makes a shadow step (`mirror`)."
+    )
+    mirror: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="On a shadow step: the percent of live requests the stable servers mirror to the new version. "
+        "Callers get only the stable answer; a mirror that cannot keep up is dropped, never waited for.",
+    )
     pause: Duration = Field(default="1m", description="How long to hold and measure before the next step.")
 
 
@@ -117,11 +138,23 @@ class CanaryAnalysis(ApiModel):
         description="Largest tolerated Jensen-Shannon distance between any feature of the canary's traffic and the "
         "canary's training baseline over the window.",
     )
+    min_agreement: Fraction | None = Field(
+        default=None,
+        description="On a shadow step, for classifiers: the smallest tolerated share of mirrored records the new "
+        "version classifies as the stable one does.",
+    )
+    max_mean_absolute_difference: float | None = Field(
+        default=None,
+        ge=0,
+        description="On a shadow step, for regressors: the largest tolerated mean absolute difference between the "
+        "new version's and the stable one's predictions on the same mirrored records.",
+    )
     min_records: int = Field(
         default=100,
         ge=1,
-        description="Fewest records on each track in a step's window for the distribution gates "
-        "(maxPredictionDivergence, maxFeatureDrift); fewer by the step's end makes the step Inconclusive.",
+        description="Fewest records on each track in a step's window for the distribution and shadow gates "
+        "(maxPredictionDivergence, maxFeatureDrift, minAgreement, maxMeanAbsoluteDifference); fewer by the step's "
+        "end makes the step Inconclusive.",
     )
     max_inconclusive: int = Field(
         default=0,
@@ -145,6 +178,13 @@ class CanarySpec(ApiModel):
                 "self.steps.map(s, s.weight).isSorted() && self.steps.all(a, self.steps.exists_one(b, b.weight == a.weight))",
                 "steps' weights must strictly increase",
                 field_path=".steps",
+            ),
+            cel(
+                "!(has(self.analysis) && (has(self.analysis.minAgreement) || "
+                "has(self.analysis.maxMeanAbsoluteDifference))) || self.steps[0].weight == 0",
+                "minAgreement and maxMeanAbsoluteDifference judge a shadow step: the first step must have weight 0 "
+                "and a mirror share",
+                field_path=".analysis",
             ),
         )
     }
@@ -213,7 +253,15 @@ class ModelDeploymentSpec(ApiModel):
 
 
 GateName = Literal[
-    "ready", "errorRate", "latency", "errorRateIncrease", "latencyRatio", "predictionDivergence", "featureDrift"
+    "ready",
+    "errorRate",
+    "latency",
+    "errorRateIncrease",
+    "latencyRatio",
+    "predictionDivergence",
+    "featureDrift",
+    "agreement",
+    "meanAbsoluteDifference",
 ]
 GateVerdict = Literal["Pass", "Fail", "Inconclusive"]
 DecisionAction = Literal["Start", "Wait", "Advance", "Promote", "RollBack", "Pause", "Retry"]
@@ -222,7 +270,7 @@ DecisionAction = Literal["Start", "Wait", "Advance", "Promote", "RollBack", "Pau
 class GateResult(ApiModel):
     """One gate measured over a step's window."""
 
-    gate: GateName = Field(description="The gate (its `spec.rollout.canary.analysis` field, without `max`).")
+    gate: GateName = Field(description="The gate (its `spec.rollout.canary.analysis` field, without `max` or `min`).")
     value: float | None = Field(default=None, description="What was measured; empty when it could not be.")
     limit: float = Field(description="The declared limit.")
     samples: int = Field(description="Requests (or records, for distribution gates) it was measured on.")
@@ -240,7 +288,22 @@ class Decision(ApiModel):
     verdict: GateVerdict | None = Field(default=None, description="The step's verdict, when measured.")
     by: str | None = Field(default=None, description="The approver who decided, for a person's decision.")
     asked: datetime | None = Field(default=None, description="When the approver asked, for a person's decision.")
-    gates: list[GateResult] | None = Field(default=None, max_length=8, description="The gates it rested on.")
+    gates: list[GateResult] | None = Field(default=None, max_length=10, description="The gates it rested on.")
+
+
+class ShadowComparison(ApiModel):
+    """The canary's answers against the stable version's on the same mirrored records, in a shadow step."""
+
+    compared: int = Field(description="Mirrored records both versions answered.")
+    agreement: float | None = Field(
+        default=None, description="Share of them the canary classified as the stable version did (classifiers)."
+    )
+    mean_absolute_difference: float | None = Field(
+        default=None, description="Mean absolute difference of the two versions' predictions (regressors)."
+    )
+    dropped: int = Field(default=0, description="Mirrored requests dropped: the shadow could not keep up.")
+    unreachable: int = Field(default=0, description="Mirrored requests the shadow did not answer in time.")
+    rejected: int = Field(default=0, description="Mirrored requests the shadow answered with an error.")
 
 
 class Measurement(ApiModel):
@@ -252,7 +315,8 @@ class Measurement(ApiModel):
     stable_requests: int | None = Field(default=None, description="Requests the stable pods answered in the window.")
     window_start: datetime | None = Field(default=None, description="When the window began.")
     source: Literal["pods", "prometheus"] | None = Field(default=None, description="Where the counts came from.")
-    gates: list[GateResult] | None = Field(default=None, max_length=8, description="Each gate, as measured.")
+    shadow: ShadowComparison | None = Field(default=None, description="In a shadow step: the comparison.")
+    gates: list[GateResult] | None = Field(default=None, max_length=10, description="Each gate, as measured.")
 
 
 class RolloutStatus(ApiModel):
@@ -267,6 +331,9 @@ class RolloutStatus(ApiModel):
     step: int | None = Field(default=None, ge=0, description="Index of the current step.")
     canary_weight: int | None = Field(default=None, description="Percent of replicas on the canary.")
     stable_weight: int | None = Field(default=None, description="Percent of replicas on the stable version.")
+    mirror: int | None = Field(
+        default=None, description="In a shadow step: percent of live requests mirrored to the canary version."
+    )
     step_started: datetime | None = Field(default=None, description="When the current step (its window) began.")
     inconclusive: int | None = Field(
         default=None, description="Inconclusive verdicts of the current step, measured again automatically."
