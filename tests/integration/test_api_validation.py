@@ -126,6 +126,24 @@ INVALID: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
         ["spec.rollout.canary.steps[0].weight", "less than or equal to 99"],
     ),
     (
+        "shadow step without a mirror share",
+        "ModelDeployment",
+        _set("rollout.canary.steps", [{"weight": 0}, {"weight": 50}]),
+        ["spec.rollout.canary.steps[0].mirror", "mirror is set on a shadow step (weight 0), and only there"],
+    ),
+    (
+        "mirror share on a canary step",
+        "ModelDeployment",
+        _set("rollout.canary.steps", [{"weight": 25, "mirror": 10}]),
+        ["spec.rollout.canary.steps[0].mirror", "mirror is set on a shadow step (weight 0), and only there"],
+    ),
+    (
+        "shadow gate without a shadow step",
+        "ModelDeployment",
+        _set("rollout.canary.analysis", {"minAgreement": 0.9}),
+        ["spec.rollout.canary.analysis", "minAgreement and maxMeanAbsoluteDifference judge a shadow step"],
+    ),
+    (
         "window shorter than interval",
         "ModelMonitor",
         _set("window", "5s"),

@@ -1,6 +1,7 @@
 """A canary judged like a model, on the real control plane with real servers: against the stable version over the
-same window (relative latency), on what it answers (prediction divergence), and, when its step cannot be judged,
-paused for an approver whose answer the API server guards and the operator records."""
+same window (relative latency), on what it answers (prediction divergence), as a shadow answering only mirrored
+requests (agreement with stable on the same records, and errors callers never see), and, when its step cannot be
+judged, paused for an approver whose answer the API server guards and the operator records."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from modelops.devcluster.traffic import service_url
 from tests.support.cli import modelops
 from tests.support.deployments import approve, condition, deployment, status, traffic, version
 from tests.support.kube import APPROVERS, MALLORY, Kubectl, tenant
@@ -25,17 +28,17 @@ FOREST, LINEAR = "sklearn.ensemble.RandomForestClassifier", "sklearn.linear_mode
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict[str, dict]:
     """Four classifiers of the same features: a fast one, a slow one (a large forest), a forest, and one that answers
-    every record with class 0 (HTTP 200, other predictions)."""
+    every record with class 0 (HTTP 200, other predictions); and one of other features, which refuses every record
+    of these (HTTP 400)."""
     folder = f"shared/canary-analysis-{uuid.uuid4().hex[:6]}"
     return {
-        key: store.keep(
-            train_bundled(tmp_path_factory.mktemp(key), "breast_cancer", estimator, params), f"{folder}/{key}"
-        )
-        for key, estimator, params in (
-            ("linear", LINEAR, {"max_iter": 3000}),
-            ("slow", FOREST, {"n_estimators": 400}),
-            ("forest", FOREST, {"n_estimators": 10}),
-            ("constant", "sklearn.dummy.DummyClassifier", {"strategy": "constant", "constant": 0}),
+        key: store.keep(train_bundled(tmp_path_factory.mktemp(key), dataset, estimator, params), f"{folder}/{key}")
+        for key, dataset, estimator, params in (
+            ("linear", "breast_cancer", LINEAR, {"max_iter": 3000}),
+            ("slow", "breast_cancer", FOREST, {"n_estimators": 400}),
+            ("forest", "breast_cancer", FOREST, {"n_estimators": 10}),
+            ("constant", "breast_cancer", "sklearn.dummy.DummyClassifier", {"strategy": "constant", "constant": 0}),
+            ("wine", "wine", LINEAR, {"max_iter": 3000}),
         )
     }
 
@@ -47,11 +50,12 @@ def mixed_records() -> list[dict[str, Any]]:
     return [r for part in picked for r in part.drop(columns=["target"]).to_dict(orient="records")]
 
 
-def canary(pause: str = "20s", **analysis: Any) -> dict[str, Any]:
+def canary(pause: str = "20s", shadow: dict[str, Any] | None = None, **analysis: Any) -> dict[str, Any]:
+    """One canary step at half the replicas, after a shadow step if one is given."""
     return {
         "strategy": "Canary",
         "canary": {
-            "steps": [{"weight": 50, "pause": pause}],
+            "steps": [*([shadow] if shadow else []), {"weight": 50, "pause": pause}],
             "analysis": {"maxErrorRate": 0.05, "maxLatency": "2s", "minRequests": 10, **analysis},
         },
     }
@@ -194,3 +198,94 @@ def test_a_starved_canary_pauses_and_only_an_approvers_answer_moves_it(
     history = [(h["version"], h["track"], h.get("endReason")) for h in status(kubectl)["history"]]
     assert history[-2:] == [("cancer-v2", "canary", "Promoted"), ("cancer-v2", "stable", None)]
     assert json.loads(kubectl.run("get", "md", "cancer", "-o", "json").stdout)["status"]["rollout"]["phase"] == "Stable"
+
+
+def mirroring(kubectl: Kubectl) -> None:
+    """Wait until the shadow answers and every stable pod mirrors to it (the stable servers rolled to be told)."""
+    eventually(lambda: status(kubectl).get("rollout", {}).get("mirror") == 100, timeout=60, what="a shadow step")
+
+    def rolled() -> bool:
+        stable, shadow = kubectl.get("deployment", "cancer"), kubectl.get("deployment", "cancer-shadow")
+        told = any(
+            e["name"] == "MODELOPS_SHADOW_URL" for e in stable["spec"]["template"]["spec"]["containers"][0]["env"]
+        )
+        done = stable.get("status", {})
+        settled = done.get("updatedReplicas") == done.get("readyReplicas") == done.get("replicas") == 2
+        return told and settled and shadow.get("status", {}).get("readyReplicas") == 1
+
+    eventually(rolled, timeout=180, what="the stable pods mirroring to a ready shadow")
+
+
+def predictions(url: str, records: list[dict[str, Any]]) -> list[Any]:
+    answer = httpx.post(f"{url}/predict", json={"records": records}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["predictions"]
+
+
+def test_a_shadow_step_reports_the_agreement_with_stable_on_the_same_records_and_callers_get_only_stable(
+    kubectl: Kubectl, operator: Operator, artifacts: dict
+) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    approve(kubectl, 1)
+    shadow = {"weight": 0, "mirror": 100, "pause": "90s"}  # the stable pods roll (to be told) inside the window
+    rollout = canary(pause="5m", shadow=shadow, minAgreement=0.2, minRecords=100, minRequests=5)
+    kubectl.apply(deployment(rollout=rollout))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="v1 Ready")
+
+    kubectl.apply(version(2, artifacts["constant"]))
+    approve(kubectl, 2)
+    mirroring(kubectl)
+    eventually(
+        lambda: "measuring" in status(kubectl)["rollout"].get("lastDecision", {}).get("reason", ""),
+        timeout=60,
+        what="the shadow step's window begun",
+    )
+    records = mixed_records()
+    stable_url, shadow_url = (
+        service_url(kubectl.get("service", "cancer")),
+        service_url(kubectl.get("service", "cancer-shadow")),
+    )
+    callers = [httpx.post(f"{stable_url}/predict", json={"records": records}, timeout=10) for _ in range(8)]
+    assert all(c.status_code == 200 for c in callers), [c.text for c in callers if c.status_code != 200]
+    assert {c.json()["version"] for c in callers} == {"1"}, "callers get only the stable answer"
+    # what the test computes itself: both models' answers to the same records, asked of each Service directly
+    ours, theirs = predictions(stable_url, records), predictions(shadow_url, records)
+    expected = sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(records)
+    assert 0 < expected < 1, (ours, theirs)
+
+    advanced = eventually(
+        lambda: next((d for d in status(kubectl)["rollout"].get("decisions", []) if d["action"] == "Advance"), None),
+        timeout=120,
+        what="the shadow step judged",
+    )
+    agreement = gates(advanced)["agreement"]
+    assert agreement["verdict"] == "Pass" and agreement["samples"] == 9 * len(records), agreement
+    assert agreement["value"] == pytest.approx(expected, abs=1e-6)
+    assert advanced["step"] == 0 and "(shadow)" in advanced["reason"]
+    assert gates(advanced)["errorRate"]["samples"] >= 9, "the shadow answered the mirrored requests itself"
+    eventually(lambda: kubectl.run("get", "deployment", "cancer-shadow", check=False).returncode != 0, what="gone")
+    eventually(lambda: status(kubectl)["rollout"].get("canaryWeight") == 50, timeout=60, what="the canary step")
+
+
+def test_a_shadow_failing_every_request_changes_nothing_for_callers_and_is_rolled_back(
+    kubectl: Kubectl, operator: Operator, artifacts: dict
+) -> None:
+    kubectl.apply(version(1, artifacts["forest"]))
+    approve(kubectl, 1)
+    shadow = {"weight": 0, "mirror": 100, "pause": "2m"}
+    kubectl.apply(deployment(rollout=canary(shadow=shadow, minRequests=40)))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="v1 Ready")
+
+    with traffic(kubectl, mixed_records()) as callers:
+        kubectl.apply(version(2, artifacts["wine"]))  # other features: it refuses every record with HTTP 400
+        approve(kubectl, 2)
+        rollout = rolled_back(kubectl)
+        eventually(lambda: kubectl.run("get", "deployment", "cancer-shadow", check=False).returncode != 0, what="gone")
+
+    assert callers.failed == 0 and callers.answered > 40, (callers.answered, callers.failed)
+    assert set(callers.versions) == {"1"}
+    error_rate = gates(rollout["lastDecision"])["errorRate"]
+    assert error_rate["verdict"] == "Fail" and error_rate["value"] == 1 and error_rate["samples"] >= 40
+    compared = rollout["measurement"]["shadow"]
+    assert compared["compared"] == 0 and compared["rejected"] >= 30, compared  # counted as each answer comes back
+    assert status(kubectl)["servingVersion"] == "cancer-v1"
