@@ -216,7 +216,7 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         ("patch", "modeldeployments.modelops.io", status, *here),
         ("create", "jobs.batch", *here),
         ("delete", "deployments.apps", *here),
-        ("patch", "services", *here),
+        ("delete", "services", *here),  # the shadow's Service goes when its step ends
         ("delete", "horizontalpodautoscalers.autoscaling", *here),
         ("list", "pods", *here),
         ("get", "secrets/modelops-alerts", *here),
@@ -232,7 +232,7 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         ("create", "modeldeployments.modelops.io", *here),
         ("delete", "jobs.batch", *here),  # a build's Job goes with its build
         ("update", "deployments.apps", *here),
-        ("delete", "services", *here),
+        ("list", "services", *here),
         ("list", "horizontalpodautoscalers.autoscaling", *here),
         ("create", "pods", *here),
         ("get", "pods", "--subresource=log", *here),
