@@ -218,6 +218,7 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         ("delete", "deployments.apps", *here),
         ("delete", "services", *here),  # the shadow's Service goes when its step ends
         ("delete", "horizontalpodautoscalers.autoscaling", *here),
+        ("patch", "httproutes.gateway.networking.k8s.io", *here),
         ("list", "pods", *here),
         ("get", "secrets/modelops-alerts", *here),
         ("create", "events", *here),
@@ -234,6 +235,7 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         ("update", "deployments.apps", *here),
         ("list", "services", *here),
         ("list", "horizontalpodautoscalers.autoscaling", *here),
+        ("patch", "gateways.gateway.networking.k8s.io", *here),  # it attaches routes, never changes a Gateway
         ("create", "pods", *here),
         ("get", "pods", "--subresource=log", *here),
         ("get", "secrets/salt", *here),  # one Secret per namespace, by name: no other

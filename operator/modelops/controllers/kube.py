@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,6 +68,21 @@ def served(api_version: str, kind: str) -> bool:
         return True
     except dynamic.exceptions.ResourceNotFoundError:
         return False
+
+
+#: How long an answer of `served_lately` stands: a missing kind costs a full discovery each time it is asked.
+SERVED_FOR = 60.0
+_served: dict[tuple[str, str], tuple[float, bool]] = {}
+
+
+def served_lately(api_version: str, kind: str) -> bool:
+    """`served`, asked at most once a minute per kind: for a kind every reconcile of some resources asks about (a
+    CRD installed after the operator started is seen within a minute)."""
+    key, clock = (api_version, kind), time.monotonic()
+    known = _served.get(key)
+    if known is None or clock - known[0] > SERVED_FOR:
+        known = _served[key] = (clock, served(api_version, kind))
+    return known[1]
 
 
 def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -3,13 +3,14 @@ keep the history of what served when."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import kopf
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelDeploymentStatus, ModelVersion
-from modelops.api.v1alpha1.modeldeployment import COMMAND_ANNOTATION, COMMAND_ANNOTATIONS, RolloutStatus
-from modelops.resources import meta, podstate
+from modelops.api.v1alpha1.modeldeployment import COMMAND_ANNOTATION, COMMAND_ANNOTATIONS
+from modelops.resources import meta, podstate, traffic
 from modelops.resources import modeldeployment as children
 from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
@@ -147,7 +148,7 @@ def _reconcile(body: dict[str, Any], memo: kopf.Memo | None) -> None:
     elif state.canary is not None and canary_spec is not None and state.status.phase == "Paused":
         state = rollouts.waited(state, canary_spec.analysis, when)
     try:
-        servers, rollout = _apply_children(md, state)
+        servers, state = _apply_children(md, state)
     except (kube.NotOwned, kube.Refused) as error:  # a retry cannot help: say so, change nothing else
         _write_conditions(md, "NameTaken" if isinstance(error, kube.NotOwned) else "ChildRefused", str(error))
         return
@@ -156,7 +157,7 @@ def _reconcile(body: dict[str, Any], memo: kopf.Memo | None) -> None:
         labels = children.server_labels(md)
         failing = podstate.failure(kube.list_("v1", "Pod", namespace, labels))
         problem = ("ServerFailing", failing) if failing else None
-    status = children.status(md, selection, state.stable, rollout, state.history, servers, problem)
+    status = children.status(md, selection, state.stable, state.status, state.history, servers, problem)
     kube.write_status(md, md.status, status)
     for action in state.actions:
         metrics.rollout_decision(namespace, md.metadata.name, action)
@@ -167,57 +168,21 @@ def _reconcile(body: dict[str, Any], memo: kopf.Memo | None) -> None:
         kube.remove_annotations(md, COMMAND_ANNOTATIONS)
 
 
-def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> tuple[list[dict[str, Any]], RolloutStatus]:
-    """Apply the server Deployments, the Services and the autoscaler the rollout wants; returns the server
+def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> tuple[list[dict[str, Any]], rollouts.Rollout]:
+    """Apply the children the rollout's step wants and remove those it no longer does; returns the server
     Deployments behind the deployment's Service as applied, with their current status, and the rollout with the
-    weights that were applied. In a shadow step the canary version runs as the shadow, behind its own Service, and
-    the stable servers mirror to it."""
-    stable, canary, rollout = state.stable, state.canary, state.status
+    weights and routing that were applied."""
+    gateway_api = md.spec.gateway is not None and kube.served_lately(*children.HTTPROUTE)
+    routed, unused = traffic.routing(md, POLICY, gateway_api)
+    wanted = traffic.plan(md, state.stable, state.canary, state.status, routed, gateway_api, RUNTIME_IMAGE)
+    applied = {(m["kind"], m["metadata"]["name"]): kube.apply_child(m) for m in wanted.apply}
     namespace, uid = md.metadata.namespace or "", md.metadata.uid or ""
-    servers: list[dict[str, Any]] = []
-    if stable is None:
-        return servers, rollout
-    total = children.desired_replicas(md)
-    steps = md.spec.rollout.canary.steps if md.spec.rollout and md.spec.rollout.canary else []
-    stable_replicas: int | None = None if md.spec.autoscaling is not None else total
-    mirror: children.Mirroring | None = None
-    running: set[children.ServerTrack] = set()
-    update: dict[str, Any]
-    if canary is not None and steps:
-        step = min(rollout.step or 0, len(steps) - 1)  # the steps may have been edited mid-rollout
-        share = steps[step].mirror
-        if share is not None:
-            running.add("shadow")
-            mirror = children.mirroring(md, canary, share)
-            kube.apply_child(children.service(md, "shadow"))
-            kube.apply_child(children.server_deployment(md, canary, "shadow", 1, RUNTIME_IMAGE))
-            update = {"step": step, "canary_weight": 0, "stable_weight": 100, "mirror": share}
-        else:
-            running.add("canary")
-            stable_replicas, canary_replicas = children.split(total, steps[step].weight)
-            weight = round(100 * canary_replicas / (stable_replicas + canary_replicas))
-            update = {"step": step, "canary_weight": weight, "stable_weight": 100 - weight, "mirror": None}
-            servers.append(
-                kube.apply_child(children.server_deployment(md, canary, "canary", canary_replicas, RUNTIME_IMAGE))
-            )
-        rollout = rollout.model_copy(update=update)
-    if "canary" not in running:
-        kube.delete_child("apps/v1", "Deployment", namespace, children.deployment_name(md, "canary"), uid)
-    if "shadow" not in running and (state.status.mirror or any(s.mirror for s in steps)):  # else none ever ran
-        shadow = children.deployment_name(md, "shadow")
-        kube.delete_child("apps/v1", "Deployment", namespace, shadow, uid)
-        kube.delete_child("v1", "Service", namespace, shadow, uid)
-    if not running:
-        rollout = rollout.model_copy(update={"canary_weight": None, "stable_weight": None, "mirror": None})
-    kube.apply_child(children.service(md))
-    stable_server = children.server_deployment(md, stable, "stable", stable_replicas, RUNTIME_IMAGE, mirror)
-    servers.append(kube.apply_child(stable_server))
-    hpa = children.autoscaler(md)
-    if hpa:
-        kube.apply_child(hpa)
-    else:
-        kube.delete_child("autoscaling/v2", "HorizontalPodAutoscaler", namespace, md.metadata.name, uid)
-    return servers, rollout
+    for child in wanted.remove:
+        kube.delete_child(child.api_version, child.kind, namespace, child.name, uid)
+    servers = [applied[("Deployment", name)] for name in wanted.servers]
+    if unused and state.status.routing != routed:  # said once, when the routing changes
+        return servers, state.said(("Warning", "GatewayNotUsed", unused), status=wanted.rollout)
+    return servers, dataclasses.replace(state, status=wanted.rollout)
 
 
 def _write_conditions(md: ModelDeployment, reason: str, message: str) -> None:

@@ -20,6 +20,8 @@ SERVER = "server"
 SHADOW = "shadow"
 TRACK_LABEL = "modelops.io/track"
 HTTP_PORT = 80
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTPROUTE = (f"{GATEWAY_GROUP}/v1", "HTTPRoute")
 #: The server Deployments of a ModelDeployment: a shadow step runs the canary version as `shadow`.
 ServerTrack = Literal["stable", "canary", "shadow"]
 
@@ -103,7 +105,20 @@ def spec_problem(deployment: ModelDeployment, policy: Policy) -> tuple[str, str]
     source = deployment.spec.metrics.prometheus if deployment.spec.metrics else None
     if source is not None and not policy.prometheus_allowed(source.url):
         return "PrometheusNotAllowed", PROMETHEUS_NOT_ALLOWED.format(field="spec.metrics.prometheus.url")
-    return None
+    return gateway_problem(deployment, policy)
+
+
+def gateway_problem(deployment: ModelDeployment, policy: Policy) -> tuple[str, str] | None:
+    """Why the deployment's route may not attach to the Gateway it names (then no route is written)."""
+    gateway, namespace = deployment.spec.gateway, deployment.metadata.namespace or ""
+    if gateway is None or policy.gateway_allowed(namespace, gateway.namespace or namespace, gateway.name):
+        return None
+    return (
+        "GatewayNotAllowed",
+        f"spec.gateway.namespace: Gateway {gateway.namespace}/{gateway.name} is in another namespace and not one "
+        "the operator's administrator allows (the chart's gatewayApi.allowedParents), so no route attaches to it; "
+        "the replicas share the traffic",
+    )
 
 
 # -- children --------------------------------------------------------------------------------------------
@@ -265,15 +280,44 @@ def rollout_pending(server: dict[str, Any]) -> str | None:
     return None
 
 
-def service(deployment: ModelDeployment, track: ServerTrack = "stable") -> dict[str, Any]:
-    """The deployment's Service (stable and canary pods), or the shadow's, which only the stable servers call."""
+def service(deployment: ModelDeployment, track: ServerTrack = "stable", *, both_tracks: bool = False) -> dict[str, Any]:
+    """The Service of one track's pods, named after its Deployment; with `both_tracks`, the deployment's Service in
+    front of stable and canary pods alike, so that their replicas are the weights."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(deployment, track),
         "spec": {
-            "selector": server_labels(deployment, track),
+            "selector": server_labels(deployment) if both_tracks else track_labels(deployment, track),
             "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def httproute(deployment: ModelDeployment, canary_weight: int) -> dict[str, Any]:
+    """The route from the deployment's Gateway to its stable and canary Services, weighted exactly."""
+    gateway = deployment.spec.gateway
+    assert gateway is not None, "only a deployment that names a Gateway has a route"
+    parent = {
+        "group": GATEWAY_GROUP,
+        "kind": "Gateway",
+        "name": gateway.name,
+        "namespace": gateway.namespace or deployment.metadata.namespace,
+        **({"sectionName": gateway.section_name} if gateway.section_name else {}),
+    }
+    tracks: tuple[tuple[ServerTrack, int], ...] = (("stable", 100 - canary_weight), ("canary", canary_weight))
+    backends = [
+        {"group": "", "kind": "Service", "name": deployment_name(deployment, track), "port": HTTP_PORT, "weight": w}
+        for track, w in tracks
+    ]
+    return {
+        "apiVersion": HTTPROUTE[0],
+        "kind": HTTPROUTE[1],
+        "metadata": _metadata(deployment),
+        "spec": {
+            "parentRefs": [parent],
+            **({"hostnames": list(gateway.hostnames)} if gateway.hostnames else {}),
+            "rules": [{"backendRefs": backends}],
         },
     }
 

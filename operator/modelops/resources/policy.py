@@ -1,5 +1,6 @@
 """What the operator's administrator allows, and nothing a namespace user writes can widen: the Prometheus servers
-it may query, the webhook receivers it may call, and where each namespace's models may be stored.
+it may query, the webhook receivers it may call, where each namespace's models may be stored, and the Gateways of
+other namespaces a deployment's route may attach to.
 
 The operator calls only these endpoints with its own identity; a spec naming any other is refused with a condition
 that names the field, before a single request is sent.
@@ -22,6 +23,8 @@ class Policy:
     webhook_prefixes: tuple[str, ...] = ()
     #: Storage URI prefixes, with `{namespace}` for the resource's namespace; none means any location.
     artifact_prefixes: tuple[str, ...] = ()
+    #: Gateways (`namespace/name`) of other namespaces a deployment's HTTPRoute may name; its own namespace's always.
+    gateway_parents: tuple[str, ...] = ()
 
     def prometheus_allowed(self, url: str) -> bool:
         return url.rstrip("/") in {u.rstrip("/") for u in self.prometheus_urls}
@@ -33,6 +36,11 @@ class Policy:
         if not self.artifact_prefixes:
             return True
         return any(_under(uri, p.replace(NAMESPACE, namespace)) for p in self.artifact_prefixes)
+
+    def gateway_allowed(self, namespace: str, gateway_namespace: str, gateway: str) -> bool:
+        """Whether a route of `namespace` may name this Gateway. The operator writes the route with its own rights,
+        which a namespace user may lack: another team's Gateway must be one the administrator lists."""
+        return gateway_namespace == namespace or f"{gateway_namespace}/{gateway}" in self.gateway_parents
 
     def artifact_locations(self, namespace: str) -> str:
         return ", ".join(p.replace(NAMESPACE, namespace) for p in self.artifact_prefixes)

@@ -96,6 +96,9 @@ ObjectName = Annotated[
     str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253)
 ]
 
+#: A namespace's name (a DNS-1123 label).
+NamespaceName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+
 #: The name of a ModelDeployment (it names a Service, so a DNS-1035 label).
 DeploymentName = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from .common import (
     Fraction,
     Image,
     ModelName,
+    NamespaceName,
     ObjectName,
     ResourceRequirements,
     StatusBase,
@@ -33,6 +34,8 @@ COMMAND_REASON_ANNOTATION = "modelops.io/rollout-command-reason"
 COMMAND_AT_ANNOTATION = "modelops.io/rollout-command-at"
 COMMAND_ANNOTATIONS = (COMMAND_ANNOTATION, COMMAND_BY_ANNOTATION, COMMAND_REASON_ANNOTATION, COMMAND_AT_ANNOTATION)
 RolloutAction = Literal["promote", "abort", "retry"]
+#: How a canary's weight reaches callers.
+Routing = Literal["Replicas", "HTTPRoute"]
 
 
 class AutoscalingSpec(ApiModel):
@@ -232,6 +235,31 @@ class MetricsSource(ApiModel):
     prometheus: PrometheusSource | None = Field(default=None, description="Omit to read the pods' /metrics directly.")
 
 
+#: A hostname an HTTPRoute matches (Gateway API: a DNS name, optionally with one leading `*.` label).
+RouteHostname = Annotated[
+    str,
+    Field(pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max_length=253),
+]
+
+
+class GatewaySpec(ApiModel):
+    """The Gateway API Gateway callers reach the deployment through. The operator keeps an HTTPRoute named after
+    the deployment attached to it; during a canary the route carries the step's exact weights."""
+
+    name: ObjectName = Field(description="The Gateway's name.")
+    namespace: NamespaceName | None = Field(
+        default=None,
+        description="The Gateway's namespace; omit for the deployment's own. Another namespace's Gateway must be "
+        "one the operator's administrator allows (the chart's `gatewayApi.allowedParents`).",
+    )
+    section_name: ObjectName | None = Field(
+        default=None, description="The Gateway listener to attach to; omit for every listener that admits the route."
+    )
+    hostnames: list[RouteHostname] | None = Field(
+        default=None, max_length=16, description="Hostnames the route answers; omit for the listener's."
+    )
+
+
 class ModelDeploymentSpec(ApiModel):
     """Which version to serve and how."""
 
@@ -250,6 +278,12 @@ class ModelDeploymentSpec(ApiModel):
     runtime: RuntimeSpec | None = None
     rollout: RolloutSpec | None = None
     metrics: MetricsSource | None = None
+    gateway: GatewaySpec | None = Field(
+        default=None,
+        description="Route callers through this Gateway with an HTTPRoute whose weights follow the canary exactly, "
+        "where the cluster serves the Gateway API; without it (or without the Gateway API), the canary's share is "
+        "its share of the replicas behind the deployment's Service.",
+    )
 
 
 GateName = Literal[
@@ -329,10 +363,15 @@ class RolloutStatus(ApiModel):
     )
     canary_version: str | None = Field(default=None, description="The ModelVersion under test.")
     step: int | None = Field(default=None, ge=0, description="Index of the current step.")
-    canary_weight: int | None = Field(default=None, description="Percent of replicas on the canary.")
-    stable_weight: int | None = Field(default=None, description="Percent of replicas on the stable version.")
+    canary_weight: int | None = Field(default=None, description="Percent of requests on the canary.")
+    stable_weight: int | None = Field(default=None, description="Percent of requests on the stable version.")
     mirror: int | None = Field(
         default=None, description="In a shadow step: percent of live requests mirrored to the canary version."
+    )
+    routing: Routing | None = Field(
+        default=None,
+        description="How the weights reach callers: `Replicas` (shares of the pods behind the deployment's Service) "
+        "or `HTTPRoute` (exact weights on the HTTPRoute named after the deployment).",
     )
     step_started: datetime | None = Field(default=None, description="When the current step (its window) began.")
     inconclusive: int | None = Field(
