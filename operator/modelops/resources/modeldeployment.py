@@ -20,6 +20,8 @@ SERVER = "server"
 SHADOW = "shadow"
 TRACK_LABEL = "modelops.io/track"
 HTTP_PORT = 80
+#: How long a server that is told to stop keeps answering first (kube-proxy's rules catch up well within it).
+DRAIN_SECONDS = 5
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 HTTPROUTE = (f"{GATEWAY_GROUP}/v1", "HTTPRoute")
 #: The server Deployments of a ModelDeployment: a shadow step runs the canary version as `shadow`.
@@ -216,6 +218,9 @@ def server_deployment(
         ],
         "startupProbe": {**probe, "failureThreshold": 60, "periodSeconds": 2},
         "readinessProbe": probe,
+        # A pod going away (a roll, a scale-down, a canary's end) keeps answering while its endpoint leaves every
+        # node's Service rules, and only then stops: no caller's request meets a closed port.
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "livenessProbe": {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3},
         "securityContext": security.container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
