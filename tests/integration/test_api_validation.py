@@ -140,8 +140,14 @@ INVALID: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
     (
         "shadow gate without a shadow step",
         "ModelDeployment",
-        _set("rollout.canary.analysis", {"minAgreement": 0.9}),
+        _set("rollout.canary", {"steps": [{"weight": 50}], "analysis": {"minAgreement": 0.9}}),
         ["spec.rollout.canary.analysis", "minAgreement and maxMeanAbsoluteDifference judge a shadow step"],
+    ),
+    (
+        "gateway hostname with a port",
+        "ModelDeployment",
+        _set("gateway", {"name": "public", "hostnames": ["models.example.com:443"]}),
+        ["spec.gateway.hostnames[0]", "should match"],
     ),
     (
         "window shorter than interval",

@@ -34,6 +34,14 @@ class NotOwned(Exception):
         )
 
 
+class NotServed(Exception):
+    """The API server no longer serves a kind it served when discovered (its CRD went away)."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        self.api_version, self.kind = api_version, kind
+        super().__init__(f"the API server does not serve {kind} ({api_version})")
+
+
 class Refused(Exception):
     """The API server refused a child (validation, admission, RBAC): the same request would be refused again."""
 
@@ -54,7 +62,10 @@ def _dynamic() -> dynamic.DynamicClient:
         config.load_kube_config()
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = WORKERS  # one connection per handler thread
-    return dynamic.DynamicClient(client.ApiClient(configuration))
+    discovered = dynamic.DynamicClient(client.ApiClient(configuration))
+    # The client keeps what it discovered in a file that outlives the process: start from what is served now.
+    discovered.resources.invalidate_cache()
+    return discovered
 
 
 def resource(api_version: str, kind: str) -> Any:
@@ -117,7 +128,16 @@ def apply(manifest: dict[str, Any]) -> dict[str, Any]:
     except ApiException as error:
         if error.status in REFUSALS:
             raise Refused(manifest["kind"], meta["name"], server_message(error)) from None
+        if error.status == 404 and not _still_served(manifest["apiVersion"], manifest["kind"]):
+            raise NotServed(manifest["apiVersion"], manifest["kind"]) from None
         raise
+
+
+def _still_served(api_version: str, kind: str) -> bool:
+    """Whether the kind is served, discovered again (an apply's 404 means its kind, or its namespace, is gone)."""
+    _dynamic().resources.invalidate_cache()
+    _served.pop((api_version, kind), None)
+    return served(api_version, kind)
 
 
 def controller_uid(obj: dict[str, Any]) -> str | None:

@@ -172,7 +172,16 @@ def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> tuple[list[
     """Apply the children the rollout's step wants and remove those it no longer does; returns the server
     Deployments behind the deployment's Service as applied, with their current status, and the rollout with the
     weights and routing that were applied."""
-    gateway_api = md.spec.gateway is not None and kube.served_lately(*children.HTTPROUTE)
+    routes = md.spec.gateway is not None or state.status.routing == "HTTPRoute"  # else no route is asked about
+    try:
+        return _apply_routed(md, state, routes and kube.served_lately(*children.HTTPROUTE))
+    except kube.NotServed:  # the Gateway API went away since it was discovered: the replicas share the traffic
+        return _apply_routed(md, state, False)
+
+
+def _apply_routed(
+    md: ModelDeployment, state: rollouts.Rollout, gateway_api: bool
+) -> tuple[list[dict[str, Any]], rollouts.Rollout]:
     routed, unused = traffic.routing(md, POLICY, gateway_api)
     wanted = traffic.plan(md, state.stable, state.canary, state.status, routed, gateway_api, RUNTIME_IMAGE)
     applied = {(m["kind"], m["metadata"]["name"]): kube.apply_child(m) for m in wanted.apply}

@@ -27,6 +27,8 @@ VERSITYGW_VERSION = "1.8.0"
 #: The CoreDNS release that requires the same client-go minor as Kubernetes: it builds inside the same wrapper
 #: module, so it shares the compiled client-go instead of bringing a dependency set of its own.
 COREDNS_VERSION = "1.13.2"
+#: The Gateway API whose HTTPRoute CRD the tests install (the operator needs no Gateway API to run).
+GATEWAY_API_VERSION = "1.6.3"
 
 KUBERNETES_COMMANDS = (
     "kube-apiserver",
@@ -230,6 +232,22 @@ def _copy_kwok_pod_stages(target: Path) -> None:
     for stage in sorted(source.glob("pod-*.yaml")):
         shutil.copyfile(stage, staging / stage.name)
     staging.rename(target)
+
+
+def gateway_api_crds(kinds: tuple[str, ...] = ("httproutes", "gateways")) -> list[Path]:
+    """The Gateway API's standard CRDs of these kinds, from its Go module (no gateway implementation comes with
+    them: the routes are objects the API server validates, which no proxy acts on)."""
+    folder = cache_root() / f"gateway-api-v{GATEWAY_API_VERSION}"
+    files = [folder / f"gateway.networking.k8s.io_{kind}.yaml" for kind in kinds]
+    with build_lock("gateway-api"):
+        if not all(f.exists() for f in files):
+            env = _go_env()
+            module = f"sigs.k8s.io/gateway-api@v{GATEWAY_API_VERSION}"
+            source = Path(json.loads(_run(["go", "mod", "download", "-json", module], Path.cwd(), env))["Dir"])
+            folder.mkdir(parents=True, exist_ok=True)
+            for file in files:
+                shutil.copyfile(source / "config" / "crd" / "standard" / file.name, file)
+    return files
 
 
 def ensure_toolchain(log: Callable[[str], None] = print) -> Toolchain:
