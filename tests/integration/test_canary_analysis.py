@@ -23,6 +23,7 @@ from tests.support.training import train_bundled
 from tests.support.waiting import eventually
 
 FOREST, LINEAR = "sklearn.ensemble.RandomForestClassifier", "sklearn.linear_model.LogisticRegression"
+DUMMY = "sklearn.dummy.DummyClassifier"
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +33,16 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict[st
     of these (HTTP 400)."""
     folder = f"shared/canary-analysis-{uuid.uuid4().hex[:6]}"
     return {
-        key: store.keep(train_bundled(tmp_path_factory.mktemp(key), dataset, estimator, params), f"{folder}/{key}")
-        for key, dataset, estimator, params in (
-            ("linear", "breast_cancer", LINEAR, {"max_iter": 3000}),
-            ("slow", "breast_cancer", FOREST, {"n_estimators": 400}),
-            ("forest", "breast_cancer", FOREST, {"n_estimators": 10}),
-            ("constant", "breast_cancer", "sklearn.dummy.DummyClassifier", {"strategy": "constant", "constant": 0}),
-            ("wine", "wine", LINEAR, {"max_iter": 3000}),
+        key: store.keep(
+            train_bundled(tmp_path_factory.mktemp(key), dataset, estimator, params, calibration), f"{folder}/{key}"
+        )
+        for key, dataset, estimator, params, calibration in (
+            ("linear", "breast_cancer", LINEAR, {"max_iter": 3000}, "Sigmoid"),
+            ("slow", "breast_cancer", FOREST, {"n_estimators": 400}, "Sigmoid"),
+            ("forest", "breast_cancer", FOREST, {"n_estimators": 10}, "Sigmoid"),
+            # calibrated, a constant answer would become the majority class: left as it is, it answers 0
+            ("constant", "breast_cancer", DUMMY, {"strategy": "constant", "constant": 0}, "None"),
+            ("wine", "wine", LINEAR, {"max_iter": 3000}, "Sigmoid"),
         )
     }
 

@@ -50,9 +50,11 @@ def bundled(dataset: str, estimator: str, params: dict, task: str = "classificat
     }
 
 
-def train_bundled(folder: Path, dataset: str, estimator: str, params: dict) -> dict[str, Any]:
+def train_bundled(
+    folder: Path, dataset: str, estimator: str, params: dict, calibration: str = "Sigmoid"
+) -> dict[str, Any]:
     """A trained classifier's result (artifact URI and digest, baseline, metrics), for tests that serve it."""
-    code, result, _ = run_trainer(folder, bundled(dataset, estimator, params))
+    code, result, _ = run_trainer(folder, {**bundled(dataset, estimator, params), "calibration": calibration})
     assert code == 0, result.error
     return result.model_dump(by_alias=True)
 

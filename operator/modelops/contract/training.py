@@ -37,6 +37,9 @@ CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetric)
 REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
 LOWER_IS_BETTER = frozenset({"logLoss", "mae", "rmse", "mape"})
 Task = Literal["classification", "regression"]
+#: How a classifier's probabilities are calibrated on held-out rows: Platt's sigmoid, isotonic regression, or not.
+Calibration = Literal["Sigmoid", "Isotonic", "None"]
+DEFAULT_CALIBRATION: Calibration = "Sigmoid"
 
 
 class _Wire(BaseModel):
@@ -71,6 +74,7 @@ class TrainConfig(_Wire):
     test_size: float = 0.2
     random_seed: int = 42
     metrics: list[str] | None = None
+    calibration: Calibration = DEFAULT_CALIBRATION
     #: The build's own folder (the operator chooses it): everything the trainer exports goes below it.
     artifacts_folder: str
 

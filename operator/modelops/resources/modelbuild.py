@@ -12,6 +12,7 @@ from modelops.api.v1alpha1.common import duration_seconds
 from modelops.contract.training import (
     CONFIG_ANNOTATION,
     CONFIG_FILE_ENV,
+    DEFAULT_CALIBRATION,
     MAX_CONFIG_BYTES,
     SALT_ENV,
     USER_ERROR_EXIT_CODE,
@@ -56,6 +57,7 @@ def train_config(build: ModelBuild) -> TrainConfig:
         test_size=evaluation.test_size if evaluation else 0.2,
         random_seed=evaluation.random_seed if evaluation else 42,
         metrics=list(evaluation.metrics) if evaluation and evaluation.metrics else None,
+        calibration=evaluation.calibration if evaluation else DEFAULT_CALIBRATION,
         artifacts_folder=version_folder(build),
     )
 

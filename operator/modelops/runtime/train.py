@@ -1,6 +1,6 @@
 """The trainer: the command a ModelBuild's Job runs.
 
-read → privacy → validate → split → fit → evaluate → baseline → BentoML model → export → result.
+read → privacy → validate → split → fit → calibrate → evaluate → baseline → BentoML model → export → result.
 Privacy comes first, so raw personal data never reaches the model, the artifacts, the logs or the result.
 """
 
@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from modelops.contract.training import (
     CONFIG_FILE_ENV,
@@ -23,7 +24,7 @@ from modelops.contract.training import (
     leave_termination_message,
 )
 
-from . import artifact, dataset, estimator, evaluation, privacy, validation
+from . import artifact, calibration, dataset, estimator, evaluation, privacy, validation
 from .baseline import baseline, feature_type
 from .redact import redact
 
@@ -56,9 +57,12 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
     x = frame.drop(columns=[config.target])
     y = frame[config.target]
     types = {c: declared.get(c) or feature_type(x[c]) for c in x.columns}
-    stratify = y if config.task == "classification" and y.value_counts().min() >= 2 else None
     x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=config.test_size, random_state=config.random_seed, stratify=stratify
+        x,
+        y,
+        test_size=config.test_size,
+        random_state=config.random_seed,
+        stratify=_stratified(y) if config.task == "classification" else None,
     )
     model = estimator.fit(
         estimator=config.estimator,
@@ -69,6 +73,13 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
         x=x_train,
         y=y_train,
     )
+    if config.task == "classification" and config.calibration != "None":
+        # half the held-out rows calibrate, the other half (never seen by model or calibrator) give the metrics
+        x_calibrate, x_test, y_calibrate, y_test = train_test_split(
+            x_test, y_test, test_size=0.5, random_state=config.random_seed, stratify=_stratified(y_test)
+        )
+        model = calibration.calibrate(model, config.calibration, x_calibrate, y_calibrate)
+        log.info("calibrated the probabilities (%s) on %d held-out rows", config.calibration, len(x_calibrate))
     metrics = evaluation.evaluate(config.task, model, x_test, y_test, config.metrics)
     log.info("held-out metrics: %s", metrics)
 
@@ -82,6 +93,7 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
             "datasetDigest": digest,
             "features": [{"name": c, "type": t} for c, t in types.items()],
             "metrics": metrics,
+            **({"calibration": config.calibration} if config.task == "classification" else {}),
         },
         baseline=stats,
         folder=config.artifacts_folder,
@@ -101,9 +113,15 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
     )
 
 
+def _stratified(y: Any) -> Any:
+    """Split keeping each class's share, where every class has two rows to split."""
+    return y if y.value_counts().min() >= 2 else None
+
+
 #: Failures whose messages the trainer composed (they name fields and columns, never a value of the data).
 OURS = (
     TrainingError,
+    calibration.CalibrationError,
     dataset.DatasetError,
     privacy.PrivacyError,
     estimator.EstimatorError,

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from modelops.contract.serving import ColumnType
-from modelops.contract.training import MetricName, Task
+from modelops.contract.training import DEFAULT_CALIBRATION, Calibration, MetricName, Task
 
 from .common import (
     ApiModel,
@@ -211,6 +211,12 @@ class EvaluationSpec(ApiModel):
         default=0.0,
         ge=0,
         description="How much worse than the current champion on the primary metric a new version may be.",
+    )
+    calibration: Calibration = Field(
+        default=DEFAULT_CALIBRATION,
+        description="Classifiers: how the probabilities are calibrated, on half of the held-out rows (the other half "
+        "gives the metrics): `Sigmoid` (Platt), `Isotonic` (needs about a thousand held-out rows), or `None`. "
+        "Calibrated probabilities let the monitor estimate accuracy before any label arrives.",
     )
 
 
