@@ -205,19 +205,26 @@ def test_a_starved_canary_pauses_and_only_an_approvers_answer_moves_it(
 
 
 def mirroring(kubectl: Kubectl) -> None:
-    """Wait until the shadow answers and every stable pod mirrors to it (the stable servers rolled to be told)."""
+    """Wait until the shadow answers and the Service sends every request to a stable pod that mirrors to it: the
+    stable servers rolled to be told, and the pods they replaced, which mirror nothing, are gone from its endpoints
+    (a Deployment's counts leave out a pod still draining, which kube-proxy may still pick for a moment)."""
     eventually(lambda: status(kubectl).get("rollout", {}).get("mirror") == 100, timeout=60, what="a shadow step")
 
-    def rolled() -> bool:
-        stable, shadow = kubectl.get("deployment", "cancer"), kubectl.get("deployment", "cancer-shadow")
-        told = any(
-            e["name"] == "MODELOPS_SHADOW_URL" for e in stable["spec"]["template"]["spec"]["containers"][0]["env"]
-        )
-        done = stable.get("status", {})
-        settled = done.get("updatedReplicas") == done.get("readyReplicas") == done.get("replicas") == 2
-        return told and settled and shadow.get("status", {}).get("readyReplicas") == 1
+    def told(pod: dict[str, Any]) -> bool:
+        return any(e["name"] == "MODELOPS_SHADOW_URL" for e in pod["spec"]["containers"][0].get("env", []))
 
-    eventually(rolled, timeout=180, what="the stable pods mirroring to a ready shadow")
+    def rolled() -> bool:
+        if kubectl.get("deployment", "cancer-shadow").get("status", {}).get("readyReplicas") != 1:
+            return False
+        pods = kubectl.get("pods", "-l", "modelops.io/track=stable")["items"]
+        mirrors = {p["status"].get("podIP") for p in pods if told(p) and "deletionTimestamp" not in p["metadata"]}
+        slices = kubectl.get("endpointslices", "-l", "kubernetes.io/service-name=cancer")["items"]
+        endpoints = [e for s in slices for e in s.get("endpoints") or []]
+        routed = {a for e in endpoints for a in e["addresses"]}
+        ready = all(e.get("conditions", {}).get("ready") for e in endpoints)
+        return len(mirrors) == 2 and routed == mirrors and ready
+
+    eventually(rolled, timeout=180, what="the Service routing only to stable pods mirroring to a ready shadow")
 
 
 def predictions(url: str, records: list[dict[str, Any]]) -> list[Any]:
