@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +13,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from modelops.contract.serving import bin_label
-from modelops.devcluster.cluster import free_port
+from tests.support.server import serving
 from tests.support.training import train_bundled
-from tests.support.waiting import wait_until_answering
 
 
 @pytest.fixture(scope="module")
@@ -30,32 +27,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="module")
 def server(trained: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    _, result = trained
-    port = free_port()
-    home = tmp_path_factory.mktemp("server")
-    env = {
-        **os.environ,
-        "MODELOPS_MODEL_URI": result["artifactUri"],
-        "MODELOPS_MODEL_DIGEST": result["artifactDigest"],
-        "MODELOPS_MODEL": "cancer",
-        "MODELOPS_MODEL_VERSION": "7",
-        "MODELOPS_BIND_HOST": "127.0.0.1",
-        "BENTOML_HOME": str(home / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    with open(home / "log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelops.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_answering(f"{url}/readyz", process, home / "log", timeout=120)
-    yield url
-    os.killpg(process.pid, 15)
-    process.wait(timeout=30)
+    with serving(trained[1], tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 def test_predictions_equal_the_models_own(trained: tuple[Path, dict], server: str, tmp_path: Path) -> None:

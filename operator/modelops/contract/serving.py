@@ -21,6 +21,19 @@ SHADOW_URL_ENV = "MODELOPS_SHADOW_URL"
 SHADOW_SHARE_ENV = "MODELOPS_SHADOW_SHARE"
 SHADOW_VERSION_ENV = "MODELOPS_SHADOW_VERSION"
 
+#: Delayed labels (`spec.feedback`): how long (seconds) and how many records' answers a server keeps for a label to
+#: join; the headless Service whose addresses are the deployment's serving pods (a label may reach another pod than
+#: the one that answered); and this pod's own address among them.
+FEEDBACK_RETENTION_ENV = "MODELOPS_FEEDBACK_RETENTION_SECONDS"
+FEEDBACK_CAPACITY_ENV = "MODELOPS_FEEDBACK_CAPACITY"
+PEERS_ENV = "MODELOPS_PEERS"
+POD_IP_ENV = "MODELOPS_POD_IP"
+#: The header a caller may name its request with (else the server makes an id); every answer carries the id back.
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+#: Marks labels one server hands its peers, so that they do not hand them on again.
+FORWARDED_HEADER = "X-Modelops-Forwarded"
+
 #: The environment every runtime container gets: a writable home on its emptyDir (the root filesystem is
 #: read-only), and no usage tracking.
 CONTAINER_ENV = (
@@ -45,6 +58,26 @@ SHADOW_AGREED = "modelops_shadow_agreeing_records"
 SHADOW_DIFFERENCE = "modelops_shadow_absolute_difference"
 SHADOW_FAILURES = "modelops_shadow_failures"
 ShadowFailure = Literal["dropped", "unreachable", "rejected"]
+#: What a classifier's calibrated probabilities say of its answers before any label (the estimate): per predicted
+#: class, the sum of each class's probability (`predicted`, `actual`: the expected confusion matrix); and for two
+#: classes, the records and the sum of the positive class's score per score bin (the estimated ROC AUC).
+EXPECTED = "modelops_expected_records"
+SCORES = "modelops_score_records"
+SCORE_SUM = "modelops_score_sum"
+#: What labels posted later say of the answers they join (realized): a classifier's confusion matrix (`predicted`,
+#: `actual`), its labelled records per score bin and actual class (two classes), a regressor's labelled records and
+#: error sums; and every label posted, by outcome.
+LABELLED = "modelops_labelled_records"
+LABELLED_SCORES = "modelops_labelled_score_records"
+LABELLED_VALUES = "modelops_labelled_values"
+ABSOLUTE_ERROR = "modelops_labelled_absolute_error"
+SQUARED_ERROR = "modelops_labelled_squared_error"
+FEEDBACK = "modelops_feedback_labels"
+FeedbackOutcome = Literal["joined", "unknown", "rejected"]
+#: Classifiers with more classes export no confusion matrix (its series grow with the square of the classes).
+MAX_CLASSES = 20
+#: The positive class's score is counted on this many bins of equal width in [0, 1].
+SCORE_BINS = 100
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 #: The labels of the open-ended bins: above the last numeric edge, and the categories beyond the baseline's top
@@ -57,6 +90,11 @@ MISSING = "__missing__"
 def bin_label(edge: float) -> str:
     """The label of a numeric bin's upper bound; the drift reader parses it back into the edge with `float`."""
     return repr(float(edge))
+
+
+def score_bin(index: int) -> str:
+    """The label of score bin `index` (1 to SCORE_BINS): its upper bound, as `bin_label` writes it."""
+    return bin_label(round(index / SCORE_BINS, 6))
 
 
 #: The column types a dataset declares and a model's features carry; the first two are numeric.

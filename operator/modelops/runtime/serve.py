@@ -13,27 +13,34 @@ import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, cast
 
 import bentoml
 import fsspec
+import httpx
 import pandas as pd
 import yaml
-from bentoml.exceptions import BadInput
+from bentoml.exceptions import BadInput, NotFound
 
 from modelops.contract.serving import (
+    FORWARDED_HEADER,
     MODEL_DIGEST_ENV,
     MODEL_NAME_ENV,
     MODEL_TAG_ENV,
     MODEL_URI_ENV,
     MODEL_VERSION_ENV,
     NUMERIC_TYPES,
+    PEERS_ENV,
+    POD_IP_ENV,
+    REQUEST_ID_HEADER,
     WORKERS_ENV,
 )
 from modelops.contract.training import leave_termination_message
 
-from . import mirror
+from . import feedback, mirror
+from .quality import Quality
 from .telemetry import Telemetry
 
 MAX_RECORDS = 10_000
@@ -118,22 +125,25 @@ class ModelServer:
         self.telemetry = Telemetry(model.custom_objects["baseline"], self.model_name, self.version)
         categorical = self.telemetry.prediction_summary["kind"] != "numeric"
         self.mirror = mirror.from_environment(self.model_name, self.version, categorical)  # in a shadow step
+        classifier = model.info.metadata.get("task", "classification") == "classification"
+        classes = getattr(self.estimator, "classes_", None) if classifier else None
+        self.quality = Quality(self.model_name, self.version, None if classes is None else list(classes))
+        self.answers = feedback.from_environment()  # None: labels are not taken
+        self.peers = os.environ.get(PEERS_ENV, "")
+        self.client = httpx.Client()
 
     @bentoml.api(route="/predict")
-    def predict(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def predict(self, records: list[dict[str, Any]], ctx: bentoml.Context) -> dict[str, Any]:
         started = time.perf_counter()
         try:
+            request_id = _request_id(ctx)
             frame = to_frame(records, self.features)
         except BadInput:
             self.telemetry.error("bad_input", time.perf_counter() - started)
             raise
         try:
             predictions = self.estimator.predict(frame)
-            probabilities = (
-                self.estimator.predict_proba(frame).round(6).tolist()
-                if hasattr(self.estimator, "predict_proba")
-                else None
-            )
+            probabilities = self.estimator.predict_proba(frame) if hasattr(self.estimator, "predict_proba") else None
         except Exception:
             self.telemetry.error("model_error", time.perf_counter() - started)
             raise
@@ -142,10 +152,75 @@ class ModelServer:
         answer: dict[str, Any] = {
             "model": self.model_name,
             "version": self.version,
+            "requestId": request_id,
             "predictions": predictions.tolist(),
         }
+        self.quality.answered(answer["predictions"], probabilities)
+        if self.answers is not None:
+            scores = self.quality.positive_scores(probabilities)
+            self.answers.keep(request_id, answer["predictions"], scores, feedback.now())
         if self.mirror is not None:
             self.mirror.offer(records, answer["predictions"])
         if probabilities is not None:
-            answer["probabilities"] = probabilities
+            answer["probabilities"] = probabilities.round(6).tolist()
+        ctx.response.headers[REQUEST_ID_HEADER] = request_id
         return answer
+
+    @bentoml.api(route="/feedback")
+    def feedback(
+        self,
+        ctx: bentoml.Context,
+        labels: list[dict[str, Any]] | None = None,
+        requestId: str | None = None,  # the JSON body's own key
+        label: Any = None,
+        index: int = 0,
+    ) -> dict[str, Any]:
+        """Labels for earlier answers: `{"requestId", "label"[, "index"]}` or `{"labels": [...]}`. Each joins the
+        answer it labels, in this pod or, handed over, in another; the answer says which were unknown (never
+        answered, expired, or labelled already) and which were refused."""
+        if self.answers is None:
+            raise NotFound("feedback is off for this deployment (spec.feedback.enabled)")
+        posted = labels if labels is not None else [{"requestId": requestId, "label": label, "index": index}]
+        try:
+            parsed = feedback.parse_labels(posted)
+        except ValueError as error:
+            raise BadInput(str(error)) from error
+        moment = feedback.now()
+        unknown, rejected = [], []
+        for item in parsed:
+            problem = self.quality.label_problem(item.label)
+            if problem is not None:
+                rejected.append({"requestId": item.request_id, "index": item.index, "reason": problem})
+                continue
+            kept = self.answers.take(item.request_id, item.index, moment)
+            if kept is None:
+                unknown.append(item)
+            else:
+                self.quality.joined(kept, item.label)
+        if unknown and self.peers and not ctx.request.headers.get(FORWARDED_HEADER):
+            host, _, port = self.peers.rpartition(":")
+            unknown = feedback.hand_over(
+                unknown, feedback.peers(host, int(port), os.environ.get(POD_IP_ENV)), self.client
+            )
+        joined = len(parsed) - len(unknown) - len(rejected)
+        if not ctx.request.headers.get(FORWARDED_HEADER):  # counted once, where the labels were posted
+            self.quality.outcome("joined", joined)
+            self.quality.outcome("unknown", len(unknown))
+            self.quality.outcome("rejected", len(rejected))
+        return {
+            "joined": joined,
+            "unknown": [{"requestId": u.request_id, "index": u.index} for u in unknown],
+            "rejected": rejected,
+        }
+
+
+def _request_id(ctx: bentoml.Context) -> str:
+    """The caller's id for its request (`X-Request-Id`), or a new one."""
+    given = ctx.request.headers.get(REQUEST_ID_HEADER)
+    if given is None:
+        return uuid.uuid4().hex
+    if not feedback.valid_request_id(given):
+        raise BadInput(
+            f"{REQUEST_ID_HEADER}: 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+        )
+    return given
