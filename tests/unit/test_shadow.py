@@ -273,7 +273,8 @@ def shadowed_deployment() -> ModelDeployment:
 
 
 def env(manifest: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"]}
+    """The container's plain environment (what comes from the downward API left out)."""
+    return {e["name"]: e["value"] for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e}
 
 
 def test_the_shadow_runs_behind_its_own_service_which_the_deployments_service_does_not_select() -> None:

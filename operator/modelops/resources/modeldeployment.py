@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelDeploymentStatus, ModelVersion
-from modelops.api.v1alpha1.modeldeployment import HistoryEntry, RolloutStatus
+from modelops.api.v1alpha1.common import duration_seconds
+from modelops.api.v1alpha1.modeldeployment import FeedbackSpec, HistoryEntry, RolloutStatus
 from modelops.contract import serving as wire
 
 from . import meta, security
@@ -184,6 +185,30 @@ def mirroring(deployment: ModelDeployment, shadow: ModelVersion, share: int) -> 
     )
 
 
+def feedback_taken(deployment: ModelDeployment) -> bool:
+    feedback = deployment.spec.feedback
+    return feedback is None or feedback.enabled
+
+
+def peers_name(deployment: ModelDeployment) -> str:
+    """The headless Service whose addresses are the deployment's serving pods: where a label finds its answer."""
+    return meta.child_name(deployment.metadata.name, "peers")
+
+
+def feedback_env(deployment: ModelDeployment, port: int) -> list[dict[str, Any]]:
+    """What a stable or canary server is told to keep answers for labels (nothing when labels are not taken)."""
+    if not feedback_taken(deployment):
+        return []
+    feedback = deployment.spec.feedback or FeedbackSpec()
+    peers = f"{peers_name(deployment)}.{deployment.metadata.namespace}.svc:{port}"
+    return [
+        {"name": wire.FEEDBACK_RETENTION_ENV, "value": f"{duration_seconds(feedback.retention):g}"},
+        {"name": wire.FEEDBACK_CAPACITY_ENV, "value": str(feedback.max_records)},
+        {"name": wire.PEERS_ENV, "value": peers},
+        {"name": wire.POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+
+
 def server_deployment(
     deployment: ModelDeployment,
     version: ModelVersion,
@@ -214,6 +239,7 @@ def server_deployment(
             {"name": wire.MODEL_VERSION_ENV, "value": str(number)},
             {"name": wire.WORKERS_ENV, "value": str(runtime.workers if runtime else 1)},
             *(mirror.env() if mirror else []),
+            *(feedback_env(deployment, port) if track != "shadow" else []),
             *meta.container_env(),
         ],
         "startupProbe": {**probe, "failureThreshold": 60, "periodSeconds": 2},
@@ -295,6 +321,23 @@ def service(deployment: ModelDeployment, track: ServerTrack = "stable", *, both_
         "spec": {
             "selector": server_labels(deployment) if both_tracks else track_labels(deployment, track),
             "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def peers_service(deployment: ModelDeployment) -> dict[str, Any]:
+    """A headless Service of every stable and canary server pod, for a pod to find the others by DNS; draining
+    pods stay in it while they still hold answers."""
+    port = deployment.spec.runtime.port if deployment.spec.runtime else wire.SERVER_PORT
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {**_metadata(deployment), "name": peers_name(deployment)},
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": server_labels(deployment),
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
 

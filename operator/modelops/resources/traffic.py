@@ -107,6 +107,8 @@ def plan(
         children.server_deployment(deployment, stable, "stable", stable_replicas, image, mirror),
     ]
     servers.append(children.deployment_name(deployment, "stable"))
+    if children.feedback_taken(deployment):
+        apply.append(children.peers_service(deployment))
     hpa = children.autoscaler(deployment)
     if hpa:
         apply.append(hpa)
@@ -137,6 +139,8 @@ def _gone(
         if gateway_api:  # else the routes went with their CRD
             gone.append(Child(*children.HTTPROUTE, deployment.metadata.name))
         gone.append(Child("v1", "Service", canary))
+    if not children.feedback_taken(deployment):
+        gone.append(Child("v1", "Service", children.peers_name(deployment)))
     if not scaled:
         gone.append(Child("autoscaling/v2", "HorizontalPodAutoscaler", deployment.metadata.name))
     return gone

@@ -20,6 +20,7 @@ from .common import (
     ResourceRequirements,
     StatusBase,
     Track,
+    at_least,
     cel,
     rules,
 )
@@ -260,6 +261,26 @@ class GatewaySpec(ApiModel):
     )
 
 
+class FeedbackSpec(ApiModel):
+    """Delayed labels: every answer carries a request id (the caller's `X-Request-Id`, or a new one), and
+    `POST /feedback` with `{"requestId", "label"}` joins a label to the answer it labels, later, on any pod. A
+    server keeps only the request id, prediction and score of each answered record (never a feature value) for
+    `retention`, at most `maxRecords` per pod, and exports the realized counts a ModelMonitor reads."""
+
+    model_config = {"json_schema_extra": rules(at_least("retention", "1m", "labels join answers kept this long"))}
+
+    enabled: bool = Field(default=True, description="Keep answers for labels, and take them at `/feedback`.")
+    retention: Duration = Field(
+        default="24h", description="How long an answer waits for its label; a later label is counted unknown."
+    )
+    max_records: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="Most answered records a pod keeps for labels; beyond it the oldest go first.",
+    )
+
+
 class ModelDeploymentSpec(ApiModel):
     """Which version to serve and how."""
 
@@ -278,6 +299,9 @@ class ModelDeploymentSpec(ApiModel):
     runtime: RuntimeSpec | None = None
     rollout: RolloutSpec | None = None
     metrics: MetricsSource | None = None
+    feedback: FeedbackSpec | None = Field(
+        default=None, description="Labels posted after the answers (on by default: omit for the defaults)."
+    )
     gateway: GatewaySpec | None = Field(
         default=None,
         description="Route callers through this Gateway with an HTTPRoute whose weights follow the canary exactly, "
