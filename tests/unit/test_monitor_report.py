@@ -175,10 +175,11 @@ def test_the_retraining_build_is_the_template_on_the_fresh_data_named_after_the_
     status = rules.retrained(
         rules.report(watched, judged(DriftDetected=DRIFT), WEBHOOK, None, LATER).status,
         "b",
-        judged(DriftDetected=DRIFT),
+        rules.retrain_reason(watched, judged(DriftDetected=DRIFT)) or "",
         LATER,
     )
-    assert status.to_api()["lastRetrain"] == {"build": "b", "time": "2026-12-01T12:05:00Z", "reason": DRIFT}
+    reason = f"DriftDetected: {DRIFT}"
+    assert status.to_api()["lastRetrain"] == {"build": "b", "time": "2026-12-01T12:05:00Z", "reason": reason}
 
 
 def test_a_check_that_cannot_judge_changes_only_the_conditions() -> None:

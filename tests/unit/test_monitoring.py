@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from modelops.api.v1alpha1 import ModelMonitor
 from modelops.contract.serving import bin_label
-from modelops.resources.measure import ServingTotals, aligned, window_delta
+from modelops.resources.measure import ServingTotals, aligned, counts_over, window_delta
 from modelops.resources.modelmonitor import judge
 from modelops.runtime.telemetry import baseline_bins
 
@@ -55,6 +57,21 @@ def test_a_window_is_the_difference_of_two_scrapes_and_survives_restarts() -> No
     assert delta.features["age"][bin_label(30.0)] == 20 and delta.features["plan"]["basic"] == 4
     restarted = window_delta(newer, live([3, 0, 0], {"basic": 1}, requests=3))
     assert restarted.requests == 3, "a counter that went down restarted from zero"
+
+
+def test_one_history_of_scrapes_gives_the_window_and_the_longer_label_window() -> None:
+    def scrape(requests: float, labels: float) -> dict[str, ServingTotals]:
+        return {"1": ServingTotals(requests=requests, quality={("values", "", ""): labels})}
+
+    history = deque([(0.0, scrape(0, 0)), (30.0, scrape(100, 10)), (60.0, scrape(250, 12)), (90.0, scrape(300, 40))])
+    window, labels = counts_over(history, 30)["1"], counts_over(history, 90)["1"]
+    assert window.requests == 50 and window.quality[("values", "", "")] == 28, "since the scrape 30s before"
+    assert labels.requests == 300 and labels.quality[("values", "", "")] == 40, "since the first, 90s before"
+    assert counts_over(history, 120)["1"].requests == 300, "the oldest, once half the window old"
+    assert counts_over([(0.0, scrape(7, 0))], 30)["1"].requests == 7, "a first scrape counts whole"
+    young = [(0.0, scrape(10, 0)), (10.0, scrape(20, 0))]
+    assert counts_over(young, 60)["1"].requests == 20, "too young a history counts whole"
+    assert counts_over([(0.0, {}), (30.0, scrape(5, 1))], 30)["1"].requests == 5, "a version not seen before"
 
 
 def test_same_distribution_raises_nothing_and_a_shift_names_the_feature() -> None:

@@ -14,6 +14,7 @@ import threading
 import prometheus_client
 
 from modelops.api.v1alpha1 import ModelDeploymentStatus
+from modelops.api.v1alpha1.modelmonitor import VersionPerformance
 
 OPERATOR_INFO = prometheus_client.Info("modelops_operator", "The running ModelOps operator.")
 
@@ -27,6 +28,12 @@ ALERT_ACTIVE = prometheus_client.Gauge(
 )
 ERROR_RATE = prometheus_client.Gauge(
     "modelops_monitor_error_rate", "Error rate in the last window.", ["namespace", "monitor"]
+)
+PERFORMANCE = prometheus_client.Gauge(
+    "modelops_monitor_performance",
+    "What a served version is worth on the monitor's metric: its held-out value, its value estimated in the last "
+    "window without labels, and its value realized from the labels posted in it (kind holdout, estimated, realized).",
+    ["namespace", "monitor", "version", "metric", "kind"],
 )
 RETRAINS = prometheus_client.Counter(
     "modelops_monitor_retrains", "ModelBuilds started by monitors.", ["namespace", "monitor"]
@@ -63,7 +70,25 @@ SERVING_VERSION = prometheus_client.Gauge(
 _serving_model: dict[tuple[str, str], str] = {}
 #: (namespace, deployment) → the gates it has series of.
 _gates: dict[tuple[str, str], set[str]] = {}
+#: (namespace, monitor) → the (version, metric, kind) it has performance series of.
+_performance: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
 _lock = threading.Lock()
+
+
+def monitor_performance(namespace: str, monitor: str, performance: list[VersionPerformance]) -> None:
+    """Export what each served version is worth; the series of versions no longer served go."""
+    values = {
+        (p.version, p.metric, kind): value
+        for p in performance
+        for kind, value in (("holdout", p.holdout), ("estimated", p.estimated), ("realized", p.realized))
+        if value is not None
+    }
+    with _lock:
+        for gone in _performance.pop((namespace, monitor), set()) - set(values):
+            PERFORMANCE.remove(namespace, monitor, *gone)
+        for labels, value in values.items():
+            PERFORMANCE.labels(namespace, monitor, *labels).set(value)
+        _performance[(namespace, monitor)] = set(values)
 
 
 def rollout_decision(namespace: str, deployment: str, action: str) -> None:

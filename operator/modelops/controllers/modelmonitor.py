@@ -14,18 +14,19 @@ from typing import Any
 
 import kopf
 
-from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelMonitor
-from modelops.api.v1alpha1.common import duration_seconds
+from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeploymentStatus, ModelMonitor, ModelVersion
+from modelops.api.v1alpha1.common import Track, duration_seconds
 from modelops.contract.serving import SERVER_PORT
 from modelops.resources import modeldeployment as serving
 from modelops.resources import modelmonitor as rules
 from modelops.resources.conditions import now
-from modelops.resources.measure import Scope, ServingTotals, serving_totals, window_delta
+from modelops.resources.measure import Scope, Scrape, ServingTotals, counts_over, serving_totals
+from modelops.resources.quality import Served, with_labels_of
 
 from . import kube, pods, prometheus, webhook
 from .config import POLICY
 from .events import tell
-from .metrics import ALERT_ACTIVE, DRIFT_SCORE, ERROR_RATE, RETRAINS
+from .metrics import ALERT_ACTIVE, DRIFT_SCORE, ERROR_RATE, RETRAINS, monitor_performance
 
 KIND = "ModelMonitor"
 PROMETHEUS_RULE = ("monitoring.coreos.com/v1", "PrometheusRule")
@@ -70,6 +71,9 @@ def watch(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: k
         try:
             check(monitor, body, memo)
         except Exception as error:  # the daemon must outlive a failed check: report it, try at the next interval
+            import traceback
+
+            traceback.print_exc()
             tell(body, "Warning", "CheckFailed", f"the check failed: {type(error).__name__}")
         stopped.wait(duration_seconds(monitor.spec.interval))
 
@@ -82,11 +86,23 @@ def check(monitor: ModelMonitor, body: dict[str, Any], memo: kopf.Memo) -> None:
     if deployment is None or number is None:
         why = f"spec.deployment: {monitor.spec.deployment} serves no version yet"
         return kube.write_status(monitor, monitor.status, rules.stalled(monitor, "NothingToWatch", why))
-    window = _measure(monitor, deployment, str(number), memo)
+    versions = _served(monitor, deployment)
+    numbers = [str(number), *(str(v.spec.version) for v, _ in versions)]
+    windows, labels = _measure(monitor, deployment, numbers, memo)
+    window = windows[str(number)]
     if window.problem or not window.baseline:
         why = window.problem or f"no ready pod of {monitor.spec.deployment} exports its version {number}'s baseline yet"
         return kube.write_status(monitor, monitor.status, rules.stalled(monitor, "MetricsUnavailable", why))
-    judgement = rules.judge(monitor, window)
+    served = tuple(
+        Served(
+            v.metadata.name,
+            track,
+            v.spec.metrics,
+            with_labels_of(windows[str(v.spec.version)].quality, labels[str(v.spec.version)].quality),
+        )
+        for v, track in versions
+    )
+    judgement = rules.judge(monitor, window, served)
     outbox = _outbox(memo, f"{namespace}/{monitor.metadata.name}")
     sink = monitor.spec.alerts.webhook if monitor.spec.alerts else None
     url, problem = webhook.receiver(namespace, sink.url_secret_key) if sink else (None, None)
@@ -96,9 +112,10 @@ def check(monitor: ModelMonitor, body: dict[str, Any], memo: kopf.Memo) -> None:
         monitor, judgement, state, getattr(memo, "rule_problem", None), when, getattr(memo, "retrain_refused", None)
     )
     status = planned.status
-    if planned.retrain:
-        created = _retrain(monitor, body, judgement, when, memo)
-        status = rules.retrained(status, created, judgement, when) if created else status
+    reason = rules.retrain_reason(monitor, judgement)
+    if planned.retrain and reason:
+        created = _retrain(monitor, body, reason, when, memo)
+        status = rules.retrained(status, created, reason, when) if created else status
     for delivery_of, payload in planned.deliveries:
         outbox.send(webhook.Delivery(url or "", payload, delivery_of))
     for type_, reason, message in planned.events:
@@ -108,34 +125,63 @@ def check(monitor: ModelMonitor, body: dict[str, Any], memo: kopf.Memo) -> None:
     kube.write_status(monitor, monitor.status, status)
 
 
-def _measure(monitor: ModelMonitor, deployment: dict[str, Any], version: str, memo: kopf.Memo) -> ServingTotals:
-    """The window's counts and the baseline: from an allowed Prometheus, or from the serving pods themselves."""
-    source = monitor.spec.source
+def _served(monitor: ModelMonitor, deployment: dict[str, Any]) -> list[tuple[ModelVersion, Track]]:
+    """The versions a monitor holding them to their performance judges: the stable one, and a canary's."""
+    if monitor.spec.performance is None:
+        return []
+    status = ModelDeploymentStatus.model_validate(deployment.get("status") or {})
+    canary = status.rollout.serving_canary() if status.rollout else None
+    tracks: list[tuple[str | None, Track]] = [(status.serving_version, "stable"), (canary, "canary")]
+    namespace = monitor.metadata.namespace or ""
+    found = [
+        (kube.get(API_VERSION, "ModelVersion", namespace, name) if name else None, track) for name, track in tracks
+    ]
+    return [(ModelVersion.model_validate(body), track) for body, track in found if body is not None]
+
+
+def _measure(
+    monitor: ModelMonitor, deployment: dict[str, Any], versions: list[str], memo: kopf.Memo
+) -> tuple[dict[str, ServingTotals], dict[str, ServingTotals]]:
+    """Each version's counts over the window (with its baseline) and over the label window: from an allowed
+    Prometheus, or from the serving pods themselves."""
+    source, spec = monitor.spec.source, monitor.spec
+    seconds = duration_seconds(spec.window)
+    label_window = spec.performance.label_window if spec.performance and spec.performance.label_window else None
     if source and source.type == "Prometheus":
         if not POLICY.prometheus_allowed(source.prometheus_url or ""):
-            return ServingTotals(problem=serving.PROMETHEUS_NOT_ALLOWED.format(field="spec.source.prometheusUrl"))
-        scope = Scope(monitor.metadata.namespace or "", deployment["spec"]["model"], version)
-        return prometheus.query_totals(source.prometheus_url or "", scope, monitor.spec.window)
+            refused = ServingTotals(problem=serving.PROMETHEUS_NOT_ALLOWED.format(field="spec.source.prometheusUrl"))
+            return dict.fromkeys(versions, refused), dict.fromkeys(versions, refused)
+        namespace, model = monitor.metadata.namespace or "", deployment["spec"]["model"]
+
+        def query(window: str) -> dict[str, ServingTotals]:
+            quality = spec.performance is not None
+            scopes = {v: Scope(namespace, model, v, quality=quality) for v in versions}
+            return {v: prometheus.query_totals(source.prometheus_url or "", s, window) for v, s in scopes.items()}
+
+        counted = query(spec.window)
+        return counted, query(label_window) if label_window else counted
     labels = {"app.kubernetes.io/instance": monitor.spec.deployment, "app.kubernetes.io/component": serving.SERVER}
     port = (deployment.get("spec", {}).get("runtime") or {}).get("port", SERVER_PORT)
     ready = [p for p in kube.list_("v1", "Pod", monitor.metadata.namespace or "", labels) if pods.ready(p)]
-    totals = serving_totals([pods.scrape(p, port) for p in ready], version=version)
-    return _window(memo, version, totals, duration_seconds(monitor.spec.window))
+    scrapes = [pods.scrape(p, port) for p in ready]
+    totals = {v: serving_totals(scrapes, version=v) for v in versions}
+    longest = max(seconds, duration_seconds(label_window) if label_window else 0.0)
+    history = _remember(memo, totals, longest)
+    counted = counts_over(history, seconds)
+    return counted, counts_over(history, duration_seconds(label_window)) if label_window else counted
 
 
-def _window(memo: kopf.Memo, version: str, totals: ServingTotals, seconds: float) -> ServingTotals:
-    """The counts of (about) the last `seconds`: the newest scrape minus the newest one at least that old. The
-    scrapes live in the object's memo (lost on restart: the first window is then everything the pods counted)
-    and start afresh when the served version changes."""
+def _remember(memo: kopf.Memo, totals: dict[str, ServingTotals], seconds: float) -> deque[Scrape]:
+    """The scrapes of (about) the last `seconds` and this one, newest last. They live in the object's memo (lost
+    on restart: the first window is then everything the pods counted)."""
     moment = time.monotonic()
-    if getattr(memo, "version", None) != version:
-        memo.version, memo.snapshots = version, deque()
-    history: deque[tuple[float, ServingTotals]] = memo.snapshots
+    if getattr(memo, "snapshots", None) is None:
+        memo.snapshots = deque()
+    history: deque[Scrape] = memo.snapshots
     history.append((moment, totals))
     while len(history) > 1 and history[1][0] <= moment - seconds:
         history.popleft()
-    reference = history[0][1] if len(history) > 1 and history[0][0] <= moment - seconds * 0.5 else None
-    return window_delta(reference, totals)
+    return history
 
 
 def _outbox(memo: kopf.Memo, monitor: str) -> webhook.Outbox:
@@ -147,7 +193,7 @@ def _outbox(memo: kopf.Memo, monitor: str) -> webhook.Outbox:
 
 
 def _retrain(
-    monitor: ModelMonitor, body: dict[str, Any], judgement: rules.Judgement, when: dt.datetime, memo: kopf.Memo
+    monitor: ModelMonitor, body: dict[str, Any], reason: str, when: dt.datetime, memo: kopf.Memo
 ) -> str | None:
     """Create the retraining's ModelBuild; its name, or None when it exists already or was refused (said once)."""
     build = rules.retrain_build(monitor, when)
@@ -161,7 +207,7 @@ def _retrain(
     if created is None:
         return None
     RETRAINS.labels(monitor.metadata.namespace, monitor.metadata.name).inc()
-    tell(body, "Normal", "Retraining", f"created ModelBuild {name}: {judgement.alerts['DriftDetected']}")
+    tell(body, "Normal", "Retraining", f"created ModelBuild {name}: {reason}")
     return name
 
 
@@ -175,3 +221,4 @@ def _export(monitor: ModelMonitor, judgement: rules.Judgement, raised: dict[rule
             DRIFT_SCORE.labels(namespace, name, feature.feature, feature.method).set(feature.score)
     if judgement.error_rate is not None:
         ERROR_RATE.labels(namespace, name).set(judgement.error_rate)
+    monitor_performance(namespace, name, judgement.performance)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,26 @@ MIRRORED = {
     f"{wire.SHADOW_DIFFERENCE}_total": "difference",
 }
 MIRROR_FAILURES = f"{wire.SHADOW_FAILURES}_total"
+#: What the servers count of their model's quality: series name → (its key in `quality`, the two labels that tell
+#: its counts apart, or none).
+QUALITY: dict[str, tuple[str, tuple[str, ...]]] = {
+    f"{wire.EXPECTED}_total": ("expected", ("predicted", "actual")),
+    f"{wire.SCORES}_total": ("scores", ("bin",)),
+    f"{wire.SCORE_SUM}_total": ("scoreSum", ("bin",)),
+    f"{wire.LABELLED}_total": ("labelled", ("predicted", "actual")),
+    f"{wire.LABELLED_SCORES}_total": ("labelledScores", ("bin", "actual")),
+    f"{wire.LABELLED_VALUES}_total": ("values", ()),
+    f"{wire.ABSOLUTE_ERROR}_total": ("absoluteError", ()),
+    f"{wire.SQUARED_ERROR}_total": ("squaredError", ()),
+}
+#: A quality count: (key, first label, second label), absent labels empty.
+QualityKey = tuple[str, str, str]
+
+
+def quality_key(name: str, labels: dict[str, str]) -> QualityKey:
+    key, names = QUALITY[name]
+    first, second = (*(labels.get(n, "") for n in names), "", "")[:2]
+    return key, first, second
 
 
 @dataclass
@@ -46,6 +67,8 @@ class ServingTotals:
     #: What these (stable) servers found comparing their answers with a shadow's: shadow version → `compared`,
     #: `agreed`, `difference`, or a failure kind (`dropped`, `unreachable`, `rejected`) → count.
     mirrored: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The model's quality counts (`QUALITY`): expected and realized confusion matrices, score bins, error sums.
+    quality: dict[QualityKey, float] = field(default_factory=dict)
     #: Why the totals could not be read, if they could not.
     problem: str | None = None
 
@@ -60,6 +83,8 @@ class Scope:
     version: str
     #: In a shadow step, the stable track's comparison with this shadow version is read too.
     shadow_version: str | None = None
+    #: The model's quality counts are read too (a monitor holding the version to its performance).
+    quality: bool = False
 
     def selector(self) -> str:
         return f'namespace="{self.namespace}",model="{self.model}",version="{self.version}"'
@@ -99,6 +124,9 @@ def serving_totals(texts: list[str], version: str | None = None) -> ServingTotal
                     mirrored[labels["shadow_version"]][MIRRORED[sample.name]] += sample.value
                 elif sample.name == MIRROR_FAILURES:
                     mirrored[labels["shadow_version"]][labels["kind"]] += sample.value
+                elif sample.name in QUALITY:
+                    key = quality_key(sample.name, labels)
+                    totals.quality[key] = totals.quality.get(key, 0.0) + sample.value
     totals.latency_buckets = dict(buckets)
     totals.features = {k: dict(v) for k, v in features.items()}
     totals.predictions = dict(predictions)
@@ -124,6 +152,8 @@ def prometheus_queries(scope: Scope, window: str | None = None) -> dict[str, str
         "predictions": counted(PREDICTIONS, "bin"),
         "baseline": f"max by (feature, kind, bin) ({BASELINE}{{{selector}}})",
     }
+    for metric, (_, labels) in QUALITY.items() if scope.quality else ():
+        queries[metric] = counted(metric, ", ".join(labels))
     if scope.shadow_version is not None:
         compared = f'{selector},shadow_version="{scope.shadow_version}"'
         for metric in MIRRORED:
@@ -151,6 +181,11 @@ def totals_from_prometheus(answers: dict[str, list[dict[str, Any]]]) -> ServingT
             mirrored[row["metric"]["shadow_version"]][key] = float(row["value"][1])
     for row in answers.get(MIRROR_FAILURES, []):
         mirrored[row["metric"]["shadow_version"]][row["metric"]["kind"]] = float(row["value"][1])
+    quality = {
+        quality_key(metric, row["metric"]): float(row["value"][1])
+        for metric in QUALITY
+        for row in answers.get(metric, [])
+    }
     return ServingTotals(
         requests=scalar(answers["requests"]),
         errors=scalar(answers["errors"]),
@@ -160,6 +195,7 @@ def totals_from_prometheus(answers: dict[str, list[dict[str, Any]]]) -> ServingT
         baseline=by_feature(baseline),
         kinds={r["metric"]["feature"]: r["metric"]["kind"] for r in baseline},
         mirrored=dict(mirrored),
+        quality=quality,
     )
 
 
@@ -187,6 +223,7 @@ def window_delta(older: ServingTotals | None, newer: ServingTotals) -> ServingTo
             s: {k: minus(v, older.mirrored.get(s, {}).get(k, 0.0)) for k, v in counts.items()}
             for s, counts in newer.mirrored.items()
         },
+        quality={k: minus(v, older.quality.get(k, 0.0)) for k, v in newer.quality.items()},
     )
 
 
@@ -248,6 +285,8 @@ def combined(parts: list[ServingTotals]) -> ServingTotals:
         _add(out.mirrored, part.mirrored)
         for label, count in part.predictions.items():
             out.predictions[label] = out.predictions.get(label, 0.0) + count
+        for key, count in part.quality.items():
+            out.quality[key] = out.quality.get(key, 0.0) + count
         out.baseline, out.kinds = part.baseline or out.baseline, part.kinds or out.kinds
     return out
 
@@ -263,3 +302,18 @@ def since(start: dict[str, ServingTotals], now: dict[str, ServingTotals]) -> Ser
     """What the pods counted since `start` (pod uid → its totals then): a pod that came later counts whole, a pod
     whose counters went down (its server restarted) counts from zero, a pod that went away counts no more."""
     return combined([window_delta(start.get(pod), totals) for pod, totals in now.items()])
+
+
+#: A scrape of every version's totals, and when it was taken (monotonic seconds).
+Scrape = tuple[float, dict[str, ServingTotals]]
+
+
+def counts_over(history: Sequence[Scrape], seconds: float) -> dict[str, ServingTotals]:
+    """Each version's counts of (about) the last `seconds`, from scrapes oldest first: the newest scrape minus the
+    newest one at least that old (or the oldest, once it is half that old); a version the older scrape did not see,
+    or with no older scrape at all, counts whole."""
+    *older, (moment, newest) = history
+    old = [counts for when, counts in older if when <= moment - seconds]
+    first_when, first = older[0] if older else (moment, {})
+    reference = old[-1] if old else first if first_when <= moment - seconds * 0.5 else {}
+    return {version: window_delta(reference.get(version), counts) for version, counts in newest.items()}

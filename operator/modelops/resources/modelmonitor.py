@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from modelops.api.v1alpha1 import API_VERSION, ModelMonitor, ModelMonitorStatus
 from modelops.api.v1alpha1.common import duration_seconds
-from modelops.api.v1alpha1.modelmonitor import ActiveAlert, ErrorRateSpec, LatencySpec, RetrainRecord
+from modelops.api.v1alpha1.modelmonitor import (
+    ActiveAlert,
+    AlertName,
+    ErrorRateSpec,
+    LatencySpec,
+    RetrainRecord,
+    VersionPerformance,
+)
 from modelops.api.v1alpha1.modelmonitor import FeatureDrift as FeatureDriftStatus
 from modelops.contract import serving as wire
 from modelops.drift import DatasetDrift, FeatureDrift, dataset_drift, feature_drift
@@ -24,9 +31,10 @@ from .alerts import webhook_condition, webhook_payload
 from .conditions import kstatus, set_condition
 from .events import Event
 from .measure import ServingTotals, aligned, latency_quantile
+from .quality import Served, assess
 
-Alert = Literal["DriftDetected", "ErrorRateHigh", "LatencyHigh"]
-ALERTS: tuple[Alert, ...] = get_args(Alert)
+Alert = AlertName
+ALERTS: tuple[Alert, ...] = get_args(AlertName)
 
 
 @dataclass
@@ -38,10 +46,14 @@ class Judgement:
     latency: float | None
     #: Alert name → message, for the alerts that are raised now.
     alerts: dict[Alert, str] = field(default_factory=dict)
+    #: What each served version is worth (with `spec.performance`): stable first.
+    performance: list[VersionPerformance] = field(default_factory=list)
 
 
-def judge(monitor: ModelMonitor, window: ServingTotals) -> Judgement:
-    """The window's verdicts against the baseline the window carries (`window.baseline`)."""
+def judge(monitor: ModelMonitor, window: ServingTotals, served: tuple[Served, ...] = ()) -> Judgement:
+    """The window's verdicts against the baseline the window carries (`window.baseline`), and, with
+    `spec.performance`, each served version's worth against its held-out metric (only the stable version's
+    raises an alert: a canary's is its rollout's to judge)."""
     spec = monitor.spec
     drift = spec.drift
     overrides = {o.feature: o for o in (drift.features or [])} if drift else {}
@@ -88,7 +100,14 @@ def judge(monitor: ModelMonitor, window: ServingTotals) -> Judgement:
     latency = latency_quantile(window.latency_buckets, slow.quantile)
     if latency is not None and window.requests >= limits.min_requests and latency > duration_seconds(slow.max):
         alerts["LatencyHigh"] = f"p{slow.quantile * 100:g} latency {latency * 1000:.0f}ms exceeds {slow.max}"
-    return Judgement(results, overall, window.requests, error_rate, latency, alerts)
+    performance: list[VersionPerformance] = []
+    if spec.performance is not None:
+        for version in served:
+            worth, degraded = assess(spec.performance, version)
+            performance.append(worth)
+            if degraded and version.track == "stable":
+                alerts["PerformanceDegraded"] = degraded
+    return Judgement(results, overall, window.requests, error_rate, latency, alerts, performance)
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,13 @@ class Report:
     retrain: bool
 
 
+def watched_alerts(monitor: ModelMonitor) -> tuple[Alert, ...]:
+    """The alerts a monitor can raise or has to clear: PerformanceDegraded only when it holds versions to their
+    performance, or was raised before that was taken out of the spec."""
+    active = {a.name for a in (monitor.status.active_alerts or [])} if monitor.status else set()
+    return tuple(a for a in ALERTS if a != "PerformanceDegraded" or monitor.spec.performance is not None or a in active)
+
+
 def report(
     monitor: ModelMonitor,
     judgement: Judgement,
@@ -135,7 +161,8 @@ def report(
     conditions = old.conditions
     events: list[Event] = []
     deliveries: list[tuple[str, dict[str, Any]]] = []
-    for alert in ALERTS:
+    watched = watched_alerts(monitor)
+    for alert in watched:
         raised = alert in judgement.alerts
         message = judgement.alerts.get(alert)
         conditions = set_condition(
@@ -192,6 +219,7 @@ def report(
         drifted_share=judgement.dataset.share,
         error_rate=judgement.error_rate,
         latency=judgement.latency,
+        performance=judgement.performance or None,
         active_alerts=[
             ActiveAlert(name=alert, since=previous[alert].since if alert in previous else when, message=message)
             for alert, message in judgement.alerts.items()
@@ -199,7 +227,7 @@ def report(
         conditions=conditions,
     )
     retrain = _retrain_due(monitor, judgement, old, when, retrain_refused)
-    return Report(status, events, deliveries, {a: a in judgement.alerts for a in ALERTS}, retrain)
+    return Report(status, events, deliveries, {a: a in judgement.alerts for a in watched}, retrain)
 
 
 def stalled(monitor: ModelMonitor, reason: str, message: str) -> ModelMonitorStatus:
@@ -218,14 +246,21 @@ def _retrain_due(
     when: dt.datetime,
     refused: dt.datetime | None,
 ) -> bool:
-    """On drift, at most once per cooldown; a refused one (the approval policy, say) counts too, so it is reported
-    once per cooldown, never retried at every check."""
+    """On an alert it is told to retrain on, at most once per cooldown; a refused one (the approval policy, say)
+    counts too, so it is reported once per cooldown, never retried at every check."""
     spec = monitor.spec.retrain
-    if spec is None or not spec.enabled or "DriftDetected" not in judgement.alerts:
+    if spec is None or not spec.enabled or retrain_reason(monitor, judgement) is None:
         return False
     cooldown = duration_seconds(spec.cooldown)
     last = old.last_retrain.time if old.last_retrain else None
     return all(t is None or (when - t).total_seconds() >= cooldown for t in (last, refused))
+
+
+def retrain_reason(monitor: ModelMonitor, judgement: Judgement) -> str | None:
+    """The raised alert that asks for a retraining (`spec.retrain.on`), said as it was raised."""
+    spec = monitor.spec.retrain
+    raised = [f"{a}: {judgement.alerts[a]}" for a in (spec.on if spec else []) if a in judgement.alerts]
+    return "; ".join(raised) or None
 
 
 def retrain_build(monitor: ModelMonitor, when: dt.datetime) -> dict[str, Any]:
@@ -248,9 +283,9 @@ def retrain_build(monitor: ModelMonitor, when: dt.datetime) -> dict[str, Any]:
     }
 
 
-def retrained(status: ModelMonitorStatus, build: str, judgement: Judgement, when: dt.datetime) -> ModelMonitorStatus:
+def retrained(status: ModelMonitorStatus, build: str, reason: str, when: dt.datetime) -> ModelMonitorStatus:
     """The status once the retraining's build exists."""
-    return status.updated(last_retrain=RetrainRecord(build=build, time=when, reason=judgement.alerts["DriftDetected"]))
+    return status.updated(last_retrain=RetrainRecord(build=build, time=when, reason=reason))
 
 
 def _rfc3339(moment: dt.datetime) -> str:
@@ -261,8 +296,8 @@ def prometheus_rule(monitor: ModelMonitor, model: str) -> dict[str, Any]:
     """The monitor's limits as Prometheus alerting rules, for teams whose alerts live in Alertmanager.
 
     Error rate and latency are computed from the serving pods' own metrics, of this namespace only (the `namespace`
-    label Prometheus attaches to the pods' series); drift from the operator's `modelops_monitor_alert_active`
-    gauge."""
+    label Prometheus attaches to the pods' series); drift and performance from the operator's
+    `modelops_monitor_alert_active` gauge."""
     spec = monitor.spec
     namespace, name = monitor.metadata.namespace or "", monitor.metadata.name
     limits, slow = spec.error_rate or ErrorRateSpec(), spec.latency or LatencySpec()
@@ -278,6 +313,10 @@ def prometheus_rule(monitor: ModelMonitor, model: str) -> dict[str, Any]:
             "labels": labels,
             "annotations": {"summary": summary},
         }
+
+    def judged_by_operator(alert_name: str, summary: str) -> dict[str, Any]:
+        raised = f'namespace="{namespace}",monitor="{name}",alert="{alert_name}"'
+        return alert(alert_name, f"modelops_monitor_alert_active{{{raised}}} == 1", summary)
 
     return {
         "apiVersion": "monitoring.coreos.com/v1",
@@ -306,11 +345,17 @@ def prometheus_rule(monitor: ModelMonitor, model: str) -> dict[str, Any]:
                             f"{duration_seconds(slow.max)}",
                             f"{model}: p{slow.quantile * 100:g} latency above {slow.max}",
                         ),
-                        alert(
-                            "DriftDetected",
-                            f'modelops_monitor_alert_active{{namespace="{namespace}",monitor="{name}",'
-                            f'alert="DriftDetected"}} == 1',
-                            f"{model}: data drift detected by ModelMonitor {name}",
+                        judged_by_operator("DriftDetected", f"{model}: data drift detected by ModelMonitor {name}"),
+                        *(
+                            [
+                                judged_by_operator(
+                                    "PerformanceDegraded",
+                                    f"{model}: {spec.performance.metric} below its held-out value, as ModelMonitor "
+                                    f"{name} estimates or measures it",
+                                )
+                            ]
+                            if spec.performance
+                            else []
                         ),
                     ],
                 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from .common import (
     Duration,
     Fraction,
     StatusBase,
+    Track,
     at_least,
     cel,
     rules,
@@ -121,12 +122,66 @@ class AlertsSpec(ApiModel):
     webhook: WebhookSink | None = None
 
 
+#: The metric a monitor holds a version to: the first five are estimated before labels (classifiers) and realized
+#: from them; the errors of a regressor are realized only.
+PerformanceMetric = Literal["accuracy", "precision", "recall", "f1", "rocAuc", "mae", "rmse"]
+#: The alerts a monitor raises, and those that can start a retraining.
+AlertName = Literal["DriftDetected", "ErrorRateHigh", "LatencyHigh", "PerformanceDegraded"]
+RetrainTrigger = Literal["DriftDetected", "PerformanceDegraded"]
+RETRAIN_TRIGGERS: tuple[RetrainTrigger, ...] = get_args(RetrainTrigger)
+
+
+class PerformanceSpec(ApiModel):
+    """What the model is worth, held against its version's holdout metric: estimated from the calibrated
+    probabilities the servers count (classifiers, before any label), and realized from the labels posted to the
+    servers' `/feedback` (see the ModelDeployment's `spec.feedback`)."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "!has(self.labelWindow) || duration(self.labelWindow) >= duration('1s')",
+                "labelWindow must be at least 1s",
+                field_path=".labelWindow",
+            ),
+        )
+    }
+
+    metric: PerformanceMetric = Field(
+        default="accuracy",
+        description="accuracy, precision, recall, f1 or rocAuc (classifiers: estimated and realized; precision, "
+        "recall and f1 of the positive class for two classes, else macro averages), or mae or rmse (regressors: "
+        "realized only). The version must record it among its held-out metrics.",
+    )
+    max_drop: float = Field(
+        default=0.05,
+        gt=0,
+        description="Largest tolerated degradation from the version's held-out value, in the metric's own units: "
+        "a drop for accuracy, precision, recall, f1 and rocAuc, a rise for mae and rmse.",
+    )
+    min_records: int = Field(
+        default=100, ge=1, description="Fewest answered records in a window for an estimate; fewer is not judged."
+    )
+    min_labels: int = Field(default=50, ge=1, description="Fewest labelled records in `labelWindow` for a verdict.")
+    label_window: Duration | None = Field(
+        default=None,
+        description="The window realized metrics count the labels of (labels come later and fewer than answers): "
+        "the monitor's `window` when omitted.",
+    )
+
+
 class RetrainSpec(ApiModel):
-    """Retraining when drift is detected."""
+    """Retraining when drift is detected or the model's performance degrades."""
 
     model_config = {"json_schema_extra": rules(at_least("cooldown", "1m", "each retraining is a training Job"))}
 
-    enabled: bool = Field(default=False, description="Create a ModelBuild when drift is detected.")
+    enabled: bool = Field(default=False, description="Create a ModelBuild when an alert of `on` is raised.")
+    on: list[RetrainTrigger] = Field(
+        default_factory=lambda: list(RETRAIN_TRIGGERS),
+        min_length=1,
+        max_length=2,
+        description="The alerts that start a retraining.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     cooldown: Duration = Field(default="24h", description="Least time between two retrains.")
     dataset_uri: str | None = Field(
         default=None,
@@ -158,6 +213,9 @@ class ModelMonitorSpec(ApiModel):
     drift: DriftSpec | None = None
     error_rate: ErrorRateSpec | None = None
     latency: LatencySpec | None = None
+    performance: PerformanceSpec | None = Field(
+        default=None, description="Hold the served versions to their held-out performance; omit not to."
+    )
     alerts: AlertsSpec | None = None
     retrain: RetrainSpec | None = None
 
@@ -173,10 +231,41 @@ class FeatureDrift(ApiModel):
     verdict: Literal["Drift", "NoDrift", "NotEnoughData"] = Field(description="The decision.")
 
 
+class QualityMetrics(ApiModel):
+    """A version's metrics over the window, estimated or realized; empty where undefined or not measurable."""
+
+    records: int = Field(description="Answered records (estimate) or labelled records (realized) they rest on.")
+    accuracy: float | None = Field(default=None, description="Share of records classified right.")
+    precision: float | None = Field(default=None, description="Precision (positive class, or macro average).")
+    recall: float | None = Field(default=None, description="Recall (positive class, or macro average).")
+    f1: float | None = Field(default=None, description="F1 (positive class, or macro average).")
+    roc_auc: float | None = Field(default=None, description="ROC AUC on the positive class's score bins (two classes).")
+    mae: float | None = Field(default=None, description="Mean absolute error (regressors, realized).")
+    rmse: float | None = Field(default=None, description="Root mean squared error (regressors, realized).")
+
+
+class VersionPerformance(ApiModel):
+    """What one served version is worth over the last window, beside what it was worth on its holdout rows."""
+
+    version: str = Field(description="The ModelVersion.")
+    track: Track = Field(description="Whether it serves as stable or canary.")
+    metric: PerformanceMetric = Field(description="The metric held (`spec.performance.metric`).")
+    holdout: float | None = Field(default=None, description="Its held-out value, as the version records it.")
+    estimated: float | None = Field(default=None, description="Its value estimated without labels.")
+    realized: float | None = Field(default=None, description="Its value from the labels posted.")
+    verdict: Literal["Degraded", "Healthy", "NotEnoughData"] = Field(
+        description="Degraded when the estimate or the realized value is worse than the holdout by more than "
+        "`maxDrop`, on enough records or labels."
+    )
+    message: str = Field(description="What was judged, or why nothing could be.")
+    estimate: QualityMetrics | None = Field(default=None, description="Every metric, estimated.")
+    labelled: QualityMetrics | None = Field(default=None, description="Every metric, realized.")
+
+
 class ActiveAlert(ApiModel):
     """An alert currently raised."""
 
-    name: Literal["DriftDetected", "ErrorRateHigh", "LatencyHigh"] = Field(description="The alert.")
+    name: AlertName = Field(description="The alert.")
     since: datetime = Field(description="When it was raised.")
     message: str = Field(description="What was measured.")
 
@@ -186,7 +275,7 @@ class RetrainRecord(ApiModel):
 
     build: str = Field(description="The ModelBuild created.")
     time: datetime = Field(description="When.")
-    reason: str = Field(description="The drift that caused it.")
+    reason: str = Field(description="The alert that caused it.")
 
 
 class ModelMonitorStatus(StatusBase):
@@ -198,12 +287,15 @@ class ModelMonitorStatus(StatusBase):
     drifted_share: float | None = Field(default=None, description="Share of features that drifted.")
     error_rate: float | None = Field(default=None, description="Share of failed requests in the last window.")
     latency: float | None = Field(default=None, description="Latency at the quantile, in seconds.")
+    performance: list[VersionPerformance] | None = Field(
+        default=None, max_length=2, description="What each served version is worth: stable first, then a canary."
+    )
     active_alerts: list[ActiveAlert] | None = Field(default=None, description="Alerts currently raised.")
     last_retrain: RetrainRecord | None = Field(default=None, description="The last retraining started.")
 
 
 class ModelMonitor(CustomResource):
-    """Watches a ModelDeployment for data drift, errors and latency; alerts; and can retrain."""
+    """Watches a ModelDeployment for data drift, errors, latency and what the model is worth; alerts; and can retrain."""
 
     crd: ClassVar[CRDInfo] = CRDInfo(
         kind="ModelMonitor",
@@ -213,6 +305,10 @@ class ModelMonitor(CustomResource):
         printer_columns=(
             PrinterColumn("Deployment", ".spec.deployment"),
             condition_column("Drift", "DriftDetected"),
+            condition_column("Degraded", "PerformanceDegraded"),
+            PrinterColumn("Estimated", ".status.performance[0].estimated", type="number"),
+            PrinterColumn("Realized", ".status.performance[0].realized", type="number"),
+            PrinterColumn("Metric", ".status.performance[0].metric", priority=1),
             PrinterColumn("Error-Rate", ".status.errorRate", type="number"),
             PrinterColumn("Last-Check", ".status.lastCheckTime", type="date"),
             condition_column("Ready", "Ready", priority=1),

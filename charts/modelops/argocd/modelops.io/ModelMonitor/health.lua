@@ -1,4 +1,4 @@
--- Argo CD health of a modelops.io ModelMonitor: checks a deployment for drift, errors and latency.
+-- Argo CD health of a modelops.io ModelMonitor: checks a deployment for drift, errors, latency and performance.
 -- Only base and table functions: Argo CD runs a check from argocd-cm without the string and math libraries.
 -- The deletion and generation prelude is repeated in all four modelops.io scripts: Argo CD loads each script alone.
 local hs = {}
@@ -27,7 +27,7 @@ local function isTrue(name)
 end
 
 local raised = {}
-for _, alert in ipairs({ "DriftDetected", "ErrorRateHigh", "LatencyHigh" }) do
+for _, alert in ipairs({ "DriftDetected", "ErrorRateHigh", "LatencyHigh", "PerformanceDegraded" }) do
   if isTrue(alert) then
     table.insert(raised, alert .. ": " .. (conditions[alert].message or "raised"))
   end
