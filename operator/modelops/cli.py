@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -229,7 +229,7 @@ def lineage(
         raise typer.BadParameter(str(error), param_hint="KIND/NAME") from None
     kube = _connect(kubeconfig, context, namespace, as_user, as_group)
     try:
-        found = lineages.collect(kind, name, kube.get)
+        found = lineages.collect(kind, name, kube.get, lambda: _monitors(kube))
     except lineages.NotFound as error:
         raise _fail(f"{error} in namespace {kube.namespace}") from None
     except KubeError as error:
@@ -243,6 +243,17 @@ def lineage(
         if not out.is_terminal:
             out = Console(width=100_000)  # piped: whole lines, for grep
         out.print(lineage_tree.tree(found))
+
+
+def _monitors(kube: Client) -> list[dict[str, Any]]:
+    """The namespace's monitors, for the performance they found; none for a caller who may not read them."""
+    from modelops.api.v1alpha1 import ModelMonitor
+    from modelops.client import KubeError
+
+    try:
+        return kube.list(ModelMonitor)
+    except KubeError:
+        return []
 
 
 @app.command()

@@ -48,6 +48,17 @@ class Client:
         except urllib3.exceptions.HTTPError as error:
             raise self._unreachable(error) from None
 
+    def list(self, kind: type[CustomResource]) -> list[dict[str, Any]]:
+        """Every object of one of our kinds in the namespace."""
+        try:
+            found = self._objects.list_namespaced_custom_object(GROUP, VERSION, self.namespace, kind.crd.plural)
+        except ApiException as error:
+            raise KubeError(server_message(error)) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise self._unreachable(error) from None
+        items: list[dict[str, Any]] = found.get("items", [])
+        return items
+
     def username(self) -> str:
         """Who the API server says the caller is (a SelfSubjectReview): the name an approval records.
 

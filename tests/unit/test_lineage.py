@@ -399,3 +399,45 @@ def test_markup_in_user_text_is_shown_literally() -> None:
     body = version_body(1, approval={"state": "Approved", "by": "dana", "reason": "[red]ok[/red] per review"})
     text = render(lineage_tree.tree(lineage.version_lineage(ModelVersion.model_validate(body), None)))
     assert "[red]ok[/red] per review" in text
+
+
+def monitor_body(deployment: str, version: str) -> dict[str, Any]:
+    """A ModelMonitor whose last check found `version` worth less than on its holdout rows."""
+    worth = {
+        "version": version,
+        "track": "stable",
+        "metric": "accuracy",
+        "holdout": 0.9561,
+        "estimated": 0.679,
+        "realized": 0.5067,
+        "verdict": "Degraded",
+        "message": "estimated accuracy 0.679 over 150 records is 0.277 below",
+        "estimate": {"records": 150, "accuracy": 0.679},
+        "labelled": {"records": 150, "accuracy": 0.5067},
+    }
+    return {
+        "metadata": {"name": "worth", "namespace": "ml"},
+        "spec": {"deployment": deployment},
+        "status": {"lastCheckTime": APPROVED_AT, "performance": [worth]},
+    }
+
+
+def test_a_served_version_shows_what_its_deployments_monitors_found_it_worth() -> None:
+    fetch = fetcher(DEPLOYMENT, version_body(1), BUILD)
+    others = [monitor_body("another-deployment", "breast-cancer-v1"), monitor_body("breast-cancer", "breast-cancer-v1")]
+    found = lineage.collect(ModelDeployment, "breast-cancer", fetch, lambda: copy.deepcopy(others))
+    assert isinstance(found, lineage.DeploymentLineage)
+    [seen] = found.versions[0].performance
+    assert (seen.monitor, seen.estimated, seen.realized, seen.records, seen.labels) == (
+        "worth",
+        0.679,
+        0.5067,
+        150,
+        150,
+    )
+    text = render(lineage_tree.tree(found))
+    line = "performance (worth): accuracy: held-out 0.956, estimated 0.679 (150 records), realized 0.507 (150 labels)"
+    assert f"{line}: Degraded" in text
+    data = lineage.as_data(found)
+    assert data["versions"][0]["performance"][0]["verdict"] == "Degraded"
+    assert lineage.collect(ModelDeployment, "breast-cancer", fetch).versions[0].performance == [], "no monitor"

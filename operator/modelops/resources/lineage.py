@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from modelops.api.v1alpha1 import CustomResource, ModelBuild, ModelDeployment, ModelVersion
+from modelops.api.v1alpha1 import CustomResource, ModelBuild, ModelDeployment, ModelMonitor, ModelVersion
 from modelops.api.v1alpha1.modeldeployment import Decision
 
 from .analysis import describe
@@ -20,6 +20,8 @@ Track = Literal["stable", "canary"]
 Kind = type[ModelDeployment] | type[ModelVersion] | type[ModelBuild]
 #: Reads one object by kind and name in the namespace of interest; None when it does not exist.
 Fetch = Callable[[Kind, str], dict[str, Any] | None]
+#: Lists the namespace's ModelMonitors (what they found of the versions a deployment serves).
+ListMonitors = Callable[[], list[dict[str, Any]]]
 
 KINDS: tuple[Kind, ...] = (ModelDeployment, ModelVersion, ModelBuild)
 
@@ -47,6 +49,21 @@ class BuildRef:
 
 
 @dataclasses.dataclass(frozen=True)
+class PerformanceSeen:
+    """What a monitor last found a served version worth: its metric held-out, estimated and realized."""
+
+    monitor: str
+    metric: str
+    holdout: float | None
+    estimated: float | None
+    realized: float | None
+    verdict: str
+    records: int | None
+    labels: int | None
+    checked: datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
 class VersionLineage:
     """One ModelVersion: its record and decision, and where it came from."""
 
@@ -67,6 +84,8 @@ class VersionLineage:
     estimator: str | None = None
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     build: BuildRef | None = None
+    #: While it serves: what each monitor of its deployment found it worth.
+    performance: list[PerformanceSeen] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,10 +203,39 @@ def missing_version(name: str, track: Track | None = None, number: int | None = 
     return VersionLineage(name=name, found=False, track=track, version=number)
 
 
+def performance_seen(monitors: Iterable[ModelMonitor], deployment: str, version: str) -> list[PerformanceSeen]:
+    """What the monitors of a deployment last found one of its versions worth."""
+    seen = []
+    for monitor in monitors:
+        status = monitor.status
+        if monitor.spec.deployment != deployment or status is None:
+            continue
+        for worth in status.performance or []:
+            if worth.version == version:
+                seen.append(
+                    PerformanceSeen(
+                        monitor=monitor.metadata.name,
+                        metric=worth.metric,
+                        holdout=worth.holdout,
+                        estimated=worth.estimated,
+                        realized=worth.realized,
+                        verdict=worth.verdict,
+                        records=worth.estimate.records if worth.estimate else None,
+                        labels=worth.labelled.records if worth.labelled else None,
+                        checked=status.last_check_time,
+                    )
+                )
+    return seen
+
+
 def deployment_lineage(
-    deployment: ModelDeployment, versions: Mapping[str, ModelVersion], builds: Mapping[str, ModelBuild]
+    deployment: ModelDeployment,
+    versions: Mapping[str, ModelVersion],
+    builds: Mapping[str, ModelBuild],
+    monitors: Iterable[ModelMonitor] = (),
 ) -> DeploymentLineage:
-    """The deployment and what it serves; versions and builds absent from the mappings are shown as missing."""
+    """The deployment and what it serves, with what its monitors found each version worth; versions and builds
+    absent from the mappings are shown as missing."""
     status = deployment.status
     ready = next((c for c in (status.conditions if status else None) or [] if c.type == "Ready"), None)
     rollout = status.rollout if status else None
@@ -199,7 +247,10 @@ def deployment_lineage(
             entries.append(missing_version(name, track, number))
             continue
         build_name = version.spec.lineage.build if version.spec.lineage else None
-        entries.append(version_lineage(version, builds.get(build_name or ""), track))
+        worth = performance_seen(monitors, deployment.metadata.name, name)
+        entries.append(
+            dataclasses.replace(version_lineage(version, builds.get(build_name or ""), track), performance=worth)
+        )
     return DeploymentLineage(
         name=deployment.metadata.name,
         namespace=deployment.metadata.namespace,
@@ -277,15 +328,17 @@ def parse_ref(text: str) -> tuple[Kind, str]:
     return kind, name
 
 
-def collect(kind: Kind, name: str, fetch: Fetch) -> Lineage:
-    """Read the object and what it refers to through `fetch`, and build its lineage."""
+def collect(kind: Kind, name: str, fetch: Fetch, monitors: ListMonitors = list) -> Lineage:
+    """Read the object and what it refers to through `fetch` (and, for a deployment, its monitors), and build its
+    lineage."""
     body = fetch(kind, name)
     if body is None:
         raise NotFound(f"{kind.crd.singular_name} {name!r} not found")
     if kind is ModelDeployment:
         deployment = ModelDeployment.model_validate(body)
         versions = {n: ModelVersion.model_validate(v) for n, _ in served(deployment) if (v := fetch(ModelVersion, n))}
-        return deployment_lineage(deployment, versions, _builds_of(versions.values(), fetch))
+        watching = [ModelMonitor.model_validate(m) for m in monitors()]
+        return deployment_lineage(deployment, versions, _builds_of(versions.values(), fetch), watching)
     if kind is ModelVersion:
         version = ModelVersion.model_validate(body)
         builds = _builds_of([version], fetch)
