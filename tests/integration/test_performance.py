@@ -1,0 +1,121 @@
+"""What the model is worth, on real serving pods: records the model is unsure of raise PerformanceDegraded from the
+estimate before any label exists; labels posted later through the Service (to whichever pod) join their answers and
+give realized metrics equal to the test's own; and no feature value is kept or exported by a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sklearn.datasets import load_breast_cancer
+
+from modelops.devcluster.traffic import service_url
+from tests.support.deployments import approve, condition, deployment, version
+from tests.support.kube import Kubectl
+from tests.support.operator import Operator
+from tests.support.waiting import eventually
+
+#: A feature value seeded in one record: no file in a server pod, no scrape and no log may hold it.
+SEEDED = 17.123457
+
+
+def chimeras(rows: int = 150) -> tuple[list[dict[str, Any]], list[int]]:
+    """Benign tumours whose every other feature is a malignant one's: a shift the forest is unsure of. Their labels
+    say benign, as the test decides."""
+    frame = load_breast_cancer(as_frame=True).frame
+    features = frame.drop(columns=["target"])
+    malignant = features[frame.target == 0].head(rows).reset_index(drop=True)
+    mixed = features[frame.target == 1].head(rows).reset_index(drop=True)
+    swapped = list(features.columns)[::2]
+    mixed[swapped] = malignant[swapped]
+    records = mixed.to_dict(orient="records")
+    records[0]["mean radius"] = SEEDED
+    return records, [1] * rows
+
+
+def monitor() -> dict[str, Any]:
+    return {
+        "apiVersion": "modelops.io/v1alpha1",
+        "kind": "ModelMonitor",
+        "metadata": {"name": "worth"},
+        "spec": {
+            "deployment": "cancer",
+            "interval": "2s",
+            "window": "10m",  # the test's whole life: its records and labels all count
+            "drift": {"enabled": False},
+            "performance": {"metric": "accuracy", "maxDrop": 0.1, "minRecords": 100, "minLabels": 50},
+        },
+    }
+
+
+def performance(kubectl: Kubectl) -> dict[str, Any]:
+    return (kubectl.get("mm", "worth").get("status", {}).get("performance") or [{}])[0]
+
+
+def alert(kubectl: Kubectl) -> dict[str, Any]:
+    conditions = kubectl.get("mm", "worth").get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == "PerformanceDegraded"), {})
+
+
+def test_an_unsure_model_is_degraded_by_its_estimate_then_by_the_labels_joined_on_any_pod(
+    kubectl: Kubectl, operator: Operator, forest: dict
+) -> None:
+    kubectl.apply(version(1, forest))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(replicas=2))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
+    kubectl.apply(monitor())
+    url = service_url(kubectl.get("service", "cancer"))
+
+    records, labels = chimeras()
+    answers = []
+    with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:  # spread over pods
+        for start in range(0, len(records), 10):
+            answer = client.post(f"{url}/predict", json={"records": records[start : start + 10]})
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json())
+    assert {a["version"] for a in answers} == {"1"}
+
+    eventually(lambda: alert(kubectl).get("status") == "True", timeout=60, what="PerformanceDegraded")
+    before = performance(kubectl)
+    assert before["verdict"] == "Degraded" and before.get("realized") is None, "from the estimate, before any label"
+    assert before["estimated"] < forest["metrics"]["accuracy"] - 0.1 and before["estimate"]["records"] == 150
+    assert alert(kubectl)["message"].startswith("estimated accuracy")
+    assert before["holdout"] == forest["metrics"]["accuracy"] and before["version"] == "cancer-v1"
+    events = kubectl.get("events", "--field-selector", "involvedObject.name=worth")["items"]
+    assert any(e["reason"] == "PerformanceDegraded" for e in events)
+    table = kubectl.run("get", "mm", "worth").stdout
+    assert "ESTIMATED" in table and f"{before['estimated']:g}"[:4] in table
+
+    predicted = [p for a in answers for p in a["predictions"]]
+    ids = [(a["requestId"], i) for a in answers for i in range(len(a["predictions"]))]
+    posted = [{"requestId": r, "index": i, "label": label} for (r, i), label in zip(ids, labels, strict=True)]
+    joined = 0
+    for start in range(0, len(posted), 25):  # through the Service: many land on a pod that did not answer them
+        answer = httpx.post(f"{url}/feedback", json={"labels": posted[start : start + 25]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["unknown"] == [] and answer.json()["rejected"] == []
+        joined += answer.json()["joined"]
+    assert joined == 150
+
+    ours = sum(p == label for p, label in zip(predicted, labels, strict=True)) / len(labels)
+    eventually(lambda: performance(kubectl).get("realized") is not None, timeout=60, what="realized accuracy")
+    after = performance(kubectl)
+    assert after["labelled"]["records"] == 150
+    assert after["realized"] == round(ours, 4) and after["labelled"]["accuracy"] == round(ours, 4)
+
+    metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
+    assert 'kind="estimated"' in metrics and 'kind="realized"' in metrics and 'monitor="worth"' in metrics
+
+    seeded = str(SEEDED)
+    find = (
+        f"import pathlib, sys; sys.exit(any(b'{seeded}' in p.read_bytes() for p in pathlib.Path('/tmp').rglob('*') "
+        "if p.is_file()))"
+    )
+    for pod in kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]:
+        name = pod["metadata"]["name"]
+        kept = kubectl.run("exec", name, "--", "python3", "-c", find, check=False)
+        assert kept.returncode == 0, f"{name} keeps a feature value: {kept.stderr}"
+        scraped = httpx.get(f"http://{pod['status']['podIP']}:3000/metrics", timeout=5).text
+        assert seeded not in scraped and "modelops_labelled_records_total" in scraped
+        assert seeded not in kubectl.run("logs", name).stdout
