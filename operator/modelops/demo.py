@@ -2,8 +2,9 @@
 
 A control plane and a real node, the API, the image built from the Dockerfile, and the operator installed by
 `helm install` from it; then examples/, every pod a container: a build, its validated version, an approval (a
-non-approver is refused), serving through the Service, monitoring; drift on shifted traffic raises an alert (condition, Events, a webhook) and starts a
-retraining; its version is approved and rolled out as a canary under traffic until promoted. A summary of what
+non-approver is refused), serving through the Service, monitoring; drift on shifted traffic raises an alert (condition,
+Events, a webhook) and starts a retraining; the model's accuracy is estimated without labels, then realized from labels
+posted later; its version is approved and rolled out as a canary under traffic until promoted. A summary of what
 happened, with times, ends it.
 """
 
@@ -43,6 +44,12 @@ APPROVER = ("--as=dana", "--as-group=modelops-approvers")
 FEATURES = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
 NORMAL = FEATURES.sample(frac=1, random_state=1).to_dict(orient="records")
 SHIFTED = (FEATURES.sample(frac=1, random_state=2) * 3).to_dict(orient="records")  # every feature three times larger
+#: The same shift, with the labels the original tumours had (for the labels posted later).
+SHIFTED_LABELLED = (
+    load_breast_cancer(as_frame=True)
+    .frame.sample(frac=1, random_state=5)
+    .pipe(lambda f: f.assign(**{c: f[c] * 3 for c in FEATURES.columns}))
+)
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 
@@ -319,6 +326,9 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
     )
     demo.mark("alert delivered", "DriftDetected firing → the webhook (and Warning Events on monitor and deployment)")
 
+    step("10b. what the model is worth: estimated without labels, then realized from labels posted later")
+    worth_it(demo, url)
+
     step("11. retraining: the monitor started a ModelBuild from its template")
     retrain = demo.wait_for(lambda: demo.field("mm", MODEL, "{.status.lastRetrain.build}"), "retraining", bool)
     demo.mark("retraining started", f"ModelBuild {retrain}")
@@ -381,6 +391,37 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
     step("15. the operator's own log, as any pod's: kubectl logs deploy/modelops")
     log = demo.kubectl("logs", "deploy/modelops", "-n", OPERATOR_NAMESPACE, "--tail=4")
     show("\n".join(line[:160] for line in log.splitlines()))
+
+
+def worth_it(demo: Demo, url: str) -> None:
+    """Shifted records answered with their request ids; the monitor's estimate of the serving version's accuracy;
+    then their true labels posted to /feedback (to whichever pod), and the realized accuracy beside it."""
+    labelled = SHIFTED_LABELLED.head(200)
+    answers = [
+        httpx.post(f"{url}/predict", json={"records": part.drop(columns=["target"]).to_dict(orient="records")}).json()
+        for part in (labelled.iloc[i : i + 20] for i in range(0, len(labelled), 20))
+    ]
+    estimate = demo.wait_for(
+        lambda: demo.field("mm", MODEL, "{.status.performance[0].estimated}"), "estimated accuracy", bool, timeout=60
+    )
+    holdout = float(demo.field("mm", MODEL, "{.status.performance[0].holdout}"))
+    demo.mark("accuracy estimated", f"{float(estimate):.3f} without a label (held-out {holdout:.3f})")
+    labels = [
+        {"requestId": answer["requestId"], "index": i, "label": int(label)}
+        for answer, part in zip(answers, (labelled.iloc[i : i + 20] for i in range(0, len(labelled), 20)), strict=True)
+        for i, label in enumerate(part["target"])
+    ]
+    console.print(f"  POST {url}/feedback ({len(labels)} labels, each {{requestId, index, label}})")
+    joined = httpx.post(f"{url}/feedback", json={"labels": labels}, timeout=60).json()["joined"]
+    realized = demo.wait_for(
+        lambda: demo.field("mm", MODEL, "{.status.performance[0].realized}"), "realized accuracy", bool, timeout=60
+    )
+    show(demo.kubectl("get", "mm", "-n", NAMESPACE))
+    demo.mark(
+        "accuracy realized",
+        f"{float(realized):.3f} from {joined} labels joined on any pod: the shift keeps the forest confident, so the "
+        "estimate cannot see what the labels show",
+    )
 
 
 if __name__ == "__main__":
