@@ -15,7 +15,14 @@ from modelops.api.v1alpha1.modelmonitor import PerformanceSpec
 from modelops.contract.serving import SCORE_BINS, score_bin
 from modelops.drift import DatasetDrift
 from modelops.resources import modelmonitor as rules
-from modelops.resources.measure import QualityKey, ServingTotals
+from modelops.resources.measure import (
+    QualityKey,
+    Scope,
+    ServingTotals,
+    prometheus_queries,
+    serving_totals,
+    totals_from_prometheus,
+)
 from modelops.resources.quality import Served, assess, estimated, realized
 
 HOLDOUT = {"accuracy": 0.95, "f1": 0.95, "rocAuc": 0.98}
@@ -180,3 +187,30 @@ def test_the_prometheus_rule_holds_the_performance_alert_only_when_the_monitor_d
     )
     plain = ModelMonitor.model_validate({"metadata": {"name": "w", "namespace": "n"}, "spec": {"deployment": "d"}})
     assert "ModelOpsPerformanceDegraded" not in alerts(plain)
+
+
+def test_the_quality_counts_read_from_prometheus_are_those_scraped_from_the_pods() -> None:
+    queries = prometheus_queries(Scope("team-a", "cancer", "2", quality=True), "5m")
+    assert queries["modelops_expected_records_total"] == (
+        'sum by (predicted, actual) (increase(modelops_expected_records_total{namespace="team-a",model="cancer",'
+        'version="2"}[5m]))'
+    )
+    assert "modelops_labelled_values_total" in queries
+    assert "modelops_expected_records_total" not in prometheus_queries(Scope("team-a", "cancer", "2"), "5m")
+    scraped = "\n".join(
+        [
+            "# TYPE modelops_expected_records_total counter",
+            'modelops_expected_records_total{model="cancer",version="2",predicted="1",actual="0"} 0.25',
+            "# TYPE modelops_labelled_score_records_total counter",
+            'modelops_labelled_score_records_total{model="cancer",version="2",bin="0.75",actual="1"} 3',
+            "# TYPE modelops_labelled_values_total counter",
+            'modelops_labelled_values_total{model="cancer",version="2"} 4',
+        ]
+    )
+    answers: dict[str, list[dict[str, Any]]] = {"requests": [], "errors": [], "latency": []}
+    answers["modelops_expected_records_total"] = [{"metric": {"predicted": "1", "actual": "0"}, "value": [0, "0.5"]}]
+    answers["modelops_labelled_score_records_total"] = [{"metric": {"bin": "0.75", "actual": "1"}, "value": [0, "6"]}]
+    answers["modelops_labelled_values_total"] = [{"metric": {}, "value": [0, "8"]}]
+    expected = {("expected", "1", "0"): 0.5, ("labelledScores", "0.75", "1"): 6.0, ("values", "", ""): 8.0}
+    assert totals_from_prometheus(answers).quality == expected
+    assert serving_totals([scraped, scraped], version="2").quality == expected, "summed over two pods alike"
