@@ -17,7 +17,7 @@ def test_get_modelops_lists_the_four_kinds_with_their_columns(kubectl: Kubectl) 
             ["NAME", "MODEL", "PHASE", "VERSION", "AGE"],
             ["NAME", "MODEL", "VERSION", "STAGE", "APPROVED-BY", "AGE"],
             ["NAME", "MODEL", "VERSION", "READY", "REPLICAS", "ROLLOUT", "AGE"],
-            ["NAME", "DEPLOYMENT", "DRIFT", "ERROR-RATE", "LAST-CHECK", "AGE"],
+            ["NAME", "DEPLOYMENT", "DRIFT", "DEGRADED", "ESTIMATED", "REALIZED", "ERROR-RATE", "LAST-CHECK", "AGE"],
         ]
     )
     assert "modelversion.modelops.io/breast-cancer-v1   breast-cancer   1" in table
@@ -37,6 +37,8 @@ def test_get_modelops_lists_the_four_kinds_with_their_columns(kubectl: Kubectl) 
         "DECISION",
         "AGE",
     ] in wide_headers
+    monitor = kubectl.run("get", "mm", "-o", "wide").stdout.splitlines()[0].split()
+    assert monitor[:6] == ["NAME", "DEPLOYMENT", "DRIFT", "DEGRADED", "ESTIMATED", "REALIZED"] and "METRIC" in monitor
     short = kubectl.run("get", "mb,mv,md,mm", "-o", "name").stdout.split()
     assert len(short) == 4
 
