@@ -397,9 +397,10 @@ def worth_it(demo: Demo, url: str) -> None:
     """Shifted records answered with their request ids; the monitor's estimate of the serving version's accuracy;
     then their true labels posted to /feedback (to whichever pod), and the realized accuracy beside it."""
     labelled = SHIFTED_LABELLED.head(200)
+    parts = [labelled.iloc[i : i + 20] for i in range(0, len(labelled), 20)]
     answers = [
         httpx.post(f"{url}/predict", json={"records": part.drop(columns=["target"]).to_dict(orient="records")}).json()
-        for part in (labelled.iloc[i : i + 20] for i in range(0, len(labelled), 20))
+        for part in parts
     ]
     estimate = demo.wait_for(
         lambda: demo.field("mm", MODEL, "{.status.performance[0].estimated}"), "estimated accuracy", bool, timeout=60
@@ -408,7 +409,7 @@ def worth_it(demo: Demo, url: str) -> None:
     demo.mark("accuracy estimated", f"{float(estimate):.3f} without a label (held-out {holdout:.3f})")
     labels = [
         {"requestId": answer["requestId"], "index": i, "label": int(label)}
-        for answer, part in zip(answers, (labelled.iloc[i : i + 20] for i in range(0, len(labelled), 20)), strict=True)
+        for answer, part in zip(answers, parts, strict=True)
         for i, label in enumerate(part["target"])
     ]
     console.print(f"  POST {url}/feedback ({len(labels)} labels, each {{requestId, index, label}})")

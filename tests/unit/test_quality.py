@@ -190,13 +190,15 @@ def test_the_prometheus_rule_holds_the_performance_alert_only_when_the_monitor_d
 
 
 def test_the_quality_counts_read_from_prometheus_are_those_scraped_from_the_pods() -> None:
-    queries = prometheus_queries(Scope("team-a", "cancer", "2", quality=True), "5m")
+    queries = prometheus_queries(Scope("team-a", "cancer", "2", quality="all"), "5m")
     assert queries["modelops_expected_records_total"] == (
         'sum by (predicted, actual) (increase(modelops_expected_records_total{namespace="team-a",model="cancer",'
         'version="2"}[5m]))'
     )
     assert "modelops_labelled_values_total" in queries
     assert "modelops_expected_records_total" not in prometheus_queries(Scope("team-a", "cancer", "2"), "5m")
+    labelled = prometheus_queries(Scope("team-a", "cancer", "2", quality="labelled"), "1h")
+    assert set(labelled) == {n for n in queries if n.startswith("modelops_labelled_")}, "the label window reads no more"
     scraped = "\n".join(
         [
             "# TYPE modelops_expected_records_total counter",

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeploymentStatus, ModelMonitor, ModelVersion
 from modelops.api.v1alpha1.common import Track, duration_seconds
+from modelops.api.v1alpha1.modelmonitor import AlertName
 from modelops.contract.serving import SERVER_PORT
 from modelops.resources import modeldeployment as serving
 from modelops.resources import modelmonitor as rules
@@ -71,9 +72,6 @@ def watch(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: k
         try:
             check(monitor, body, memo)
         except Exception as error:  # the daemon must outlive a failed check: report it, try at the next interval
-            import traceback
-
-            traceback.print_exc()
             tell(body, "Warning", "CheckFailed", f"the check failed: {type(error).__name__}")
         stopped.wait(duration_seconds(monitor.spec.interval))
 
@@ -153,13 +151,12 @@ def _measure(
             return dict.fromkeys(versions, refused), dict.fromkeys(versions, refused)
         namespace, model = monitor.metadata.namespace or "", deployment["spec"]["model"]
 
-        def query(window: str) -> dict[str, ServingTotals]:
-            quality = spec.performance is not None
+        def query(window: str, quality: Literal["none", "all", "labelled"]) -> dict[str, ServingTotals]:
             scopes = {v: Scope(namespace, model, v, quality=quality) for v in versions}
             return {v: prometheus.query_totals(source.prometheus_url or "", s, window) for v, s in scopes.items()}
 
-        counted = query(spec.window)
-        return counted, query(label_window) if label_window else counted
+        counted = query(spec.window, "all" if spec.performance else "none")
+        return counted, query(label_window, "labelled") if label_window else counted
     labels = {"app.kubernetes.io/instance": monitor.spec.deployment, "app.kubernetes.io/component": serving.SERVER}
     port = (deployment.get("spec", {}).get("runtime") or {}).get("port", SERVER_PORT)
     ready = [p for p in kube.list_("v1", "Pod", monitor.metadata.namespace or "", labels) if pods.ready(p)]
@@ -211,7 +208,7 @@ def _retrain(
     return name
 
 
-def _export(monitor: ModelMonitor, judgement: rules.Judgement, raised: dict[rules.Alert, bool]) -> None:
+def _export(monitor: ModelMonitor, judgement: rules.Judgement, raised: dict[AlertName, bool]) -> None:
     """The operator's gauges of this monitor."""
     namespace, name = monitor.metadata.namespace or "", monitor.metadata.name
     for alert, active in raised.items():

@@ -7,7 +7,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,6 +41,9 @@ QUALITY: dict[str, tuple[str, tuple[str, ...]]] = {
     f"{wire.ABSOLUTE_ERROR}_total": ("absoluteError", ()),
     f"{wire.SQUARED_ERROR}_total": ("squaredError", ()),
 }
+#: The quality counts of labelled answers (the rest count answers): realized metrics measure them over their own
+#: window.
+REALIZED = frozenset({"labelled", "labelledScores", "values", "absoluteError", "squaredError"})
 #: A quality count: (key, first label, second label), absent labels empty.
 QualityKey = tuple[str, str, str]
 
@@ -83,8 +86,9 @@ class Scope:
     version: str
     #: In a shadow step, the stable track's comparison with this shadow version is read too.
     shadow_version: str | None = None
-    #: The model's quality counts are read too (a monitor holding the version to its performance).
-    quality: bool = False
+    #: The model's quality counts are read too (a monitor holding the version to its performance); `labelled`:
+    #: only those of labelled answers, for the label window (nothing else is read).
+    quality: Literal["none", "all", "labelled"] = "none"
 
     def selector(self) -> str:
         return f'namespace="{self.namespace}",model="{self.model}",version="{self.version}"'
@@ -144,6 +148,13 @@ def prometheus_queries(scope: Scope, window: str | None = None) -> dict[str, str
         inner = f"increase({series}[{window}])" if window else series
         return f"sum{f' by ({by})' if by else ''} ({inner})"
 
+    quality = {
+        metric: counted(metric, ", ".join(labels))
+        for metric, (key, labels) in QUALITY.items()
+        if scope.quality == "all" or (scope.quality == "labelled" and key in REALIZED)
+    }
+    if scope.quality == "labelled":
+        return quality
     queries = {
         "requests": counted(REQUESTS),
         "errors": counted(ERRORS),
@@ -151,9 +162,8 @@ def prometheus_queries(scope: Scope, window: str | None = None) -> dict[str, str
         "features": counted(FEATURES, "feature, bin"),
         "predictions": counted(PREDICTIONS, "bin"),
         "baseline": f"max by (feature, kind, bin) ({BASELINE}{{{selector}}})",
+        **quality,
     }
-    for metric, (_, labels) in QUALITY.items() if scope.quality else ():
-        queries[metric] = counted(metric, ", ".join(labels))
     if scope.shadow_version is not None:
         compared = f'{selector},shadow_version="{scope.shadow_version}"'
         for metric in MIRRORED:
@@ -187,9 +197,9 @@ def totals_from_prometheus(answers: dict[str, list[dict[str, Any]]]) -> ServingT
         for row in answers.get(metric, [])
     }
     return ServingTotals(
-        requests=scalar(answers["requests"]),
-        errors=scalar(answers["errors"]),
-        latency_buckets={float(r["metric"]["le"]): float(r["value"][1]) for r in answers["latency"]},
+        requests=scalar(answers.get("requests", [])),
+        errors=scalar(answers.get("errors", [])),
+        latency_buckets={float(r["metric"]["le"]): float(r["value"][1]) for r in answers.get("latency", [])},
         features=by_feature(answers.get("features", [])),
         predictions={r["metric"]["bin"]: float(r["value"][1]) for r in answers.get("predictions", [])},
         baseline=by_feature(baseline),

@@ -33,8 +33,7 @@ from .events import Event
 from .measure import ServingTotals, aligned, latency_quantile
 from .quality import Served, assess
 
-Alert = AlertName
-ALERTS: tuple[Alert, ...] = get_args(AlertName)
+ALERTS: tuple[AlertName, ...] = get_args(AlertName)
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Judgement:
     error_rate: float | None
     latency: float | None
     #: Alert name → message, for the alerts that are raised now.
-    alerts: dict[Alert, str] = field(default_factory=dict)
+    alerts: dict[AlertName, str] = field(default_factory=dict)
     #: What each served version is worth (with `spec.performance`): stable first.
     performance: list[VersionPerformance] = field(default_factory=list)
 
@@ -82,7 +81,7 @@ def judge(monitor: ModelMonitor, window: ServingTotals, served: tuple[Served, ..
                 )
             )
     overall = dataset_drift(results, drift.dataset_drift_share if drift else 0.5)
-    alerts: dict[Alert, str] = {}
+    alerts: dict[AlertName, str] = {}
     if overall.verdict == "Drift":
         judged = len([r for r in results if r.verdict != "NotEnoughData"])
         worst = sorted((r for r in results if r.verdict == "Drift"), key=lambda r: -(r.score or 0.0))
@@ -134,12 +133,12 @@ class Report:
     #: Alertmanager-style payloads to deliver (only when the webhook is usable), with what each says.
     deliveries: list[tuple[str, dict[str, Any]]]
     #: Every alert, raised now or not (the operator's gauges).
-    raised: dict[Alert, bool]
+    raised: dict[AlertName, bool]
     #: Whether to start a retraining now (drift, retraining enabled, no retraining or refusal in the cooldown).
     retrain: bool
 
 
-def watched_alerts(monitor: ModelMonitor) -> tuple[Alert, ...]:
+def watched_alerts(monitor: ModelMonitor) -> tuple[AlertName, ...]:
     """The alerts a monitor can raise or has to clear: PerformanceDegraded only when it holds versions to their
     performance, or was raised before that was taken out of the spec."""
     active = {a.name for a in (monitor.status.active_alerts or [])} if monitor.status else set()

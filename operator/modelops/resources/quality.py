@@ -6,6 +6,7 @@ held-out value its ModelVersion records. Pure: the controller brings the window'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from modelops.contract.serving import SCORE_BINS, score_bin
 from modelops.contract.training import LOWER_IS_BETTER
 from modelops.performance import binned_roc_auc, classification, regression
 
-from .measure import QualityKey
+from .measure import REALIZED, QualityKey
 
 #: The metrics' fields in `QualityMetrics`, by the name a spec and a ModelVersion give them.
 FIELDS: dict[PerformanceMetric, str] = {
@@ -39,10 +40,6 @@ class Served:
     track: Track
     holdout: dict[str, float]
     counts: dict[QualityKey, float]
-
-
-#: The counts of labelled answers: measured over the label window.
-REALIZED = frozenset({"labelled", "labelledScores", "values", "absoluteError", "squaredError"})
 
 
 def with_labels_of(window: dict[QualityKey, float], label_window: dict[QualityKey, float]) -> dict[QualityKey, float]:
@@ -127,8 +124,7 @@ def realized(counts: dict[QualityKey, float]) -> QualityMetrics | None:
 
 
 def value(metrics: QualityMetrics | None, metric: PerformanceMetric) -> float | None:
-    value: float | None = getattr(metrics, FIELDS[metric]) if metrics is not None else None
-    return value
+    return None if metrics is None else cast(float | None, getattr(metrics, FIELDS[metric]))
 
 
 def _rounded(metrics: QualityMetrics | None) -> QualityMetrics | None:

@@ -102,13 +102,11 @@ def plan(
             children.service(deployment, "canary"),
             children.httproute(deployment, weights["canary_weight"] or 0),
         ]
-    apply += [
-        children.service(deployment, both_tracks=routed == "Replicas"),
-        children.server_deployment(deployment, stable, "stable", stable_replicas, image, mirror),
-    ]
-    servers.append(children.deployment_name(deployment, "stable"))
+    apply.append(children.service(deployment, both_tracks=routed == "Replicas"))
     if children.feedback_taken(deployment):
         apply.append(children.peers_service(deployment))
+    apply.append(children.server_deployment(deployment, stable, "stable", stable_replicas, image, mirror))
+    servers.append(children.deployment_name(deployment, "stable"))
     hpa = children.autoscaler(deployment)
     if hpa:
         apply.append(hpa)

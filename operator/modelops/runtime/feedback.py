@@ -15,7 +15,6 @@ import re
 import socket
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,7 +170,3 @@ def from_environment() -> AnswerLog | None:
         return None
     store = Path(os.environ.get(STORE_ENV, str(STORE)))
     return AnswerLog(store, float(retention), int(os.environ.get(wire.FEEDBACK_CAPACITY_ENV, "100000")))
-
-
-def now() -> float:
-    return time.time()

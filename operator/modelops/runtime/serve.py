@@ -158,7 +158,7 @@ class ModelServer:
         self.quality.answered(answer["predictions"], probabilities)
         if self.answers is not None:
             scores = self.quality.positive_scores(probabilities)
-            self.answers.keep(request_id, answer["predictions"], scores, feedback.now())
+            self.answers.keep(request_id, answer["predictions"], scores, time.time())
         if self.mirror is not None:
             self.mirror.offer(records, answer["predictions"])
         if probabilities is not None:
@@ -185,7 +185,7 @@ class ModelServer:
             parsed = feedback.parse_labels(posted)
         except ValueError as error:
             raise BadInput(str(error)) from error
-        moment = feedback.now()
+        moment, forwarded = time.time(), bool(ctx.request.headers.get(FORWARDED_HEADER))
         unknown, rejected = [], []
         for item in parsed:
             problem = self.quality.label_problem(item.label)
@@ -197,13 +197,13 @@ class ModelServer:
                 unknown.append(item)
             else:
                 self.quality.joined(kept, item.label)
-        if unknown and self.peers and not ctx.request.headers.get(FORWARDED_HEADER):
+        if unknown and self.peers and not forwarded:
             host, _, port = self.peers.rpartition(":")
             unknown = feedback.hand_over(
                 unknown, feedback.peers(host, int(port), os.environ.get(POD_IP_ENV)), self.client
             )
         joined = len(parsed) - len(unknown) - len(rejected)
-        if not ctx.request.headers.get(FORWARDED_HEADER):  # counted once, where the labels were posted
+        if not forwarded:  # counted once, where the labels were posted
             self.quality.outcome("joined", joined)
             self.quality.outcome("unknown", len(unknown))
             self.quality.outcome("rejected", len(rejected))
