@@ -1,18 +1,25 @@
 """What the model is worth, on real serving pods: records the model is unsure of raise PerformanceDegraded from the
-estimate before any label exists; labels posted later through the Service (to whichever pod) join their answers and
-give realized metrics equal to the test's own; and no feature value is kept or exported by a server."""
+estimate before any label exists (the webhook hears it, a retraining starts); labels posted later to either pod join
+their answers on whichever pod gave them and give realized metrics equal to the test's own, which the alert then names;
+and no feature value is kept or exported by a server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer
 
+from modelops.api.v1alpha1.common import ALERTS_SECRET
+from modelops.devcluster.alerts import AlertReceiver
 from modelops.devcluster.traffic import service_url
 from tests.support.deployments import approve, condition, deployment, version
 from tests.support.kube import Kubectl
 from tests.support.operator import Operator
+from tests.support.storage import STORAGE_SECRET
 from tests.support.waiting import eventually
 
 #: A feature value seeded in one record: no file in a server pod, no scrape and no log may hold it.
@@ -33,6 +40,16 @@ def chimeras(rows: int = 150) -> tuple[list[dict[str, Any]], list[int]]:
     return records, [1] * rows
 
 
+def counted(scraped: str, series: str, **labels: str) -> float:
+    """A series' total in one pod's scrape, over the samples carrying `labels`."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(scraped)
+        for s in family.samples
+        if s.name == series and labels.items() <= s.labels.items()
+    )
+
+
 def monitor() -> dict[str, Any]:
     return {
         "apiVersion": "modelops.io/v1alpha1",
@@ -44,6 +61,19 @@ def monitor() -> dict[str, Any]:
             "window": "10m",  # the test's whole life: its records and labels all count
             "drift": {"enabled": False},
             "performance": {"metric": "accuracy", "maxDrop": 0.1, "minRecords": 100, "minLabels": 50},
+            "alerts": {"webhook": {"urlSecretKey": "team-hook"}},
+            "retrain": {
+                "enabled": True,
+                "on": ["PerformanceDegraded"],
+                "cooldown": "1h",
+                "template": {
+                    "model": "cancer",
+                    "task": "classification",
+                    "dataset": {"uri": "sklearn://breast_cancer", "target": "target"},
+                    "trainer": {"estimator": {"className": "sklearn.linear_model.LogisticRegression"}},
+                    "artifacts": {"uri": "s3://modelops", "credentialsSecret": STORAGE_SECRET},
+                },
+            },
         },
     }
 
@@ -57,9 +87,17 @@ def alert(kubectl: Kubectl) -> dict[str, Any]:
     return next((c for c in conditions if c["type"] == "PerformanceDegraded"), {})
 
 
+@pytest.fixture
+def sink() -> Iterator[AlertReceiver]:
+    receiver = AlertReceiver()
+    yield receiver
+    receiver.close()
+
+
 def test_an_unsure_model_is_degraded_by_its_estimate_then_by_the_labels_joined_on_any_pod(
-    kubectl: Kubectl, operator: Operator, forest: dict
+    kubectl: Kubectl, sink: AlertReceiver, operator: Operator, forest: dict
 ) -> None:
+    kubectl.run("create", "secret", "generic", ALERTS_SECRET, f"--from-literal=team-hook={sink.url}")
     kubectl.apply(version(1, forest))
     approve(kubectl, 1)
     kubectl.apply(deployment(replicas=2))
@@ -84,15 +122,25 @@ def test_an_unsure_model_is_degraded_by_its_estimate_then_by_the_labels_joined_o
     assert before["holdout"] == forest["metrics"]["accuracy"] and before["version"] == "cancer-v1"
     events = kubectl.get("events", "--field-selector", "involvedObject.name=worth")["items"]
     assert any(e["reason"] == "PerformanceDegraded" for e in events)
+    eventually(lambda: "firing" in sink.statuses("PerformanceDegraded"), timeout=30, what="the webhook told")
+    retrain = kubectl.get("mm", "worth")["status"]["lastRetrain"]
+    assert retrain["reason"].startswith("PerformanceDegraded: estimated accuracy"), retrain
+    assert kubectl.get("mb", retrain["build"])["metadata"]["labels"]["modelops.io/monitor"] == "worth"
     table = kubectl.run("get", "mm", "worth").stdout
     assert "ESTIMATED" in table and f"{before['estimated']:g}"[:4] in table
 
     predicted = [p for a in answers for p in a["predictions"]]
     ids = [(a["requestId"], i) for a in answers for i in range(len(a["predictions"]))]
     posted = [{"requestId": r, "index": i, "label": label} for (r, i), label in zip(ids, labels, strict=True)]
+    servers = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
+    addresses = [f"http://{pod['status']['podIP']}:3000" for pod in servers]
+    assert len(addresses) == 2
+    # to each pod in turn, as the Service spreads them, but surely: 75 labels each, while a pod holds a multiple of
+    # 10 answers (kube-proxy may even have sent every request to one pod), so each pod gets labels of the other's
     joined = 0
-    for start in range(0, len(posted), 25):  # through the Service: many land on a pod that did not answer them
-        answer = httpx.post(f"{url}/feedback", json={"labels": posted[start : start + 25]}, timeout=30)
+    for start in range(0, len(posted), 25):
+        target = addresses[start // 25 % 2]
+        answer = httpx.post(f"{target}/feedback", json={"labels": posted[start : start + 25]}, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["unknown"] == [] and answer.json()["rejected"] == []
         joined += answer.json()["joined"]
@@ -103,6 +151,8 @@ def test_an_unsure_model_is_degraded_by_its_estimate_then_by_the_labels_joined_o
     after = performance(kubectl)
     assert after["labelled"]["records"] == 150
     assert after["realized"] == round(ours, 4) and after["labelled"]["accuracy"] == round(ours, 4)
+    eventually(lambda: "realized accuracy" in alert(kubectl).get("message", ""), timeout=30, what="realized alert")
+    assert f"realized accuracy {ours:.3f} over 150 labels" in alert(kubectl)["message"]
 
     metrics = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
     assert 'kind="estimated"' in metrics and 'kind="realized"' in metrics and 'monitor="worth"' in metrics
@@ -112,10 +162,15 @@ def test_an_unsure_model_is_degraded_by_its_estimate_then_by_the_labels_joined_o
         f"import pathlib, sys; sys.exit(any(b'{seeded}' in p.read_bytes() for p in pathlib.Path('/tmp').rglob('*') "
         "if p.is_file()))"
     )
-    for pod in kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]:
+    held, received = [], []  # per pod: labels joined to its own answers; labels posted to it (joined anywhere)
+    for pod, address in zip(servers, addresses, strict=True):
         name = pod["metadata"]["name"]
         kept = kubectl.run("exec", name, "--", "python3", "-c", find, check=False)
         assert kept.returncode == 0, f"{name} keeps a feature value: {kept.stderr}"
-        scraped = httpx.get(f"http://{pod['status']['podIP']}:3000/metrics", timeout=5).text
-        assert seeded not in scraped and "modelops_labelled_records_total" in scraped
+        scraped = httpx.get(f"{address}/metrics", timeout=5).text
+        assert seeded not in scraped
         assert seeded not in kubectl.run("logs", name).stdout
+        held.append(counted(scraped, "modelops_labelled_records_total"))
+        received.append(counted(scraped, "modelops_feedback_labels_total", outcome="joined"))
+    assert sum(held) == sum(received) == 150
+    assert received == [75, 75] and held != received, "each pod handed labels to the one that answered them"

@@ -159,6 +159,12 @@ FOREIGN_SERVICE = {
     "metadata": {"name": "shop"},
     "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80}]},
 }
+FOREIGN_PEERS = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "api-peers"},
+    "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]},
+}
 FOREIGN_DEPLOYMENT = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",
@@ -193,7 +199,7 @@ FOREIGN_JOB = {
 def test_objects_of_the_same_name_are_never_taken_over_nor_deleted(
     kubectl: Kubectl, mallory: Kubectl, approver: Kubectl, operator: Operator, forest: dict, tmp_path: Path
 ) -> None:
-    for foreign in (FOREIGN_SERVICE, FOREIGN_DEPLOYMENT, FOREIGN_AUTOSCALER, FOREIGN_JOB):
+    for foreign in (FOREIGN_SERVICE, FOREIGN_PEERS, FOREIGN_DEPLOYMENT, FOREIGN_AUTOSCALER, FOREIGN_JOB):
         kubectl.apply(foreign)
     mallory.apply(version(1, forest))
     approve(approver, "cancer-v1")
@@ -201,6 +207,8 @@ def test_objects_of_the_same_name_are_never_taken_over_nor_deleted(
     mallory.apply(deployment() | {"metadata": {"name": "shop"}})  # named like somebody's Service
     message = stalled(mallory, "md", "shop", "NameTaken")
     assert "Service shop already exists and is not this resource's" in message
+    mallory.apply(deployment() | {"metadata": {"name": "api"}})  # its feedback peers' Service name is taken
+    assert "Service api-peers already exists and is not this resource's" in stalled(mallory, "md", "api", "NameTaken")
     mallory.apply(deployment(replicas=1) | {"metadata": {"name": "web"}})  # its canary and autoscaler names are taken
     ready(mallory, "md", "web")
     mallory.apply(build("b1"))  # its Job's name is taken
@@ -210,15 +218,19 @@ def test_objects_of_the_same_name_are_never_taken_over_nor_deleted(
     service = kubectl.get("service", "shop")
     assert service["spec"]["selector"] == {"app": "shop"} and "ownerReferences" not in service["metadata"]
     assert kubectl.run("get", "deployment", "shop", check=False).returncode != 0, "nothing was served as shop"
+    assert kubectl.run("get", "deployment", "api", check=False).returncode != 0, "nothing was served as api"
+    peers = kubectl.get("service", "api-peers")
+    assert peers["spec"]["selector"] == {"app": "api"} and "ownerReferences" not in peers["metadata"]
     for kind, name in (("deployment", "web-canary"), ("hpa", "web"), ("job", "b1-train")):
         kept = kubectl.get(kind, name)
         assert "ownerReferences" not in kept["metadata"], f"{kind} {name} was adopted"
     assert kubectl.get("deployment", "web-canary")["spec"]["template"]["spec"]["containers"][0]["image"] == "theirs:1"
     assert [j["metadata"]["name"] for j in kubectl.get("jobs")["items"]] == ["b1-train"]
 
-    mallory.run("delete", "md", "shop", "web", "--wait=true", "--timeout=180s")
+    mallory.run("delete", "md", "shop", "api", "web", "--wait=true", "--timeout=180s")
     eventually(lambda: kubectl.run("get", "deployment", "web", check=False).returncode != 0, what="web's own gone")
     assert kubectl.get("service", "shop") and kubectl.get("hpa", "web") and kubectl.get("deployment", "web-canary")
+    assert kubectl.get("service", "api-peers"), "a Service the operator does not own is never deleted"
 
 
 # -- 2. the operator opens what a user names -----------------------------------------------------------------------
