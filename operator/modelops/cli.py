@@ -256,6 +256,61 @@ def _monitors(kube: Client) -> list[dict[str, Any]]:
         return []
 
 
+class CardOutput(StrEnum):
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command()
+def card(
+    version: Annotated[str, typer.Argument(metavar="mv/NAME", help="The ModelVersion: NAME or mv/NAME.")],
+    output: Annotated[
+        CardOutput,
+        typer.Option(
+            "--output", "-o", help="markdown for people; json for the signed card's exact bytes (for sha256sum)."
+        ),
+    ] = CardOutput.markdown,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            metavar="PUBLIC_KEY.pem",
+            help="Verify the signature with this public key; exit 1 unless it signed this very card.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+    as_user: AsUser = None,
+    as_group: AsGroups = None,
+) -> None:
+    """A version's model card: what its build signed (use, limits, data, metrics), then its approval and serving."""
+    from modelops.api.v1alpha1 import ModelVersion
+    from modelops.client import KubeError
+    from modelops.resources import modelcard
+
+    name = _name_of(version, ModelVersion, "mv/NAME", "only a ModelVersion has a model card")
+    public_key = key.read_bytes() if key else None
+    kube = _connect(kubeconfig, context, namespace, as_user, as_group)
+    try:
+        body = kube.get(ModelVersion, name)
+    except KubeError as error:
+        raise _fail(str(error)) from None
+    if body is None:
+        raise _fail(f"{ModelVersion.crd.singular_name} {name!r} not found in namespace {kube.namespace}")
+    shown = modelcard.view(ModelVersion.model_validate(body), public_key)
+    if output is CardOutput.json:
+        print(shown.content.decode())
+        _say(f"signature: {escape(shown.signature)}")  # on stderr: stdout is the signed bytes alone
+    else:
+        print(modelcard.markdown(shown), end="")
+    if key is not None and not shown.verified:
+        raise _fail(f"the card is not verified with {key}: {shown.signature}")
+
+
 @app.command()
 def approve(
     version: Annotated[str, typer.Argument(help="The ModelVersion: NAME or mv/NAME.")],

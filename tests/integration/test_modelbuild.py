@@ -63,6 +63,7 @@ def test_build_trains_and_records_a_version(kubectl: Kubectl, operator: Operator
     assert store.exists(spec["artifact"]["uri"])
     assert spec["lineage"] == {
         "build": "cancer-1",
+        "buildUid": done["metadata"]["uid"],
         "datasetUri": "sklearn://breast_cancer",
         "datasetDigest": status["datasetDigest"],
         "trainerImage": image,

@@ -14,8 +14,8 @@ def operator_environment(image: str) -> dict[str, str]:
 
 def allowed_by_administrator(request: pytest.FixtureRequest) -> dict[str, str]:
     """What the chart's administrator would allow the operator for this test: the Prometheus and the webhook
-    receiver the test itself runs, the Gateways its `gateway_parents` names (ask for those fixtures before
-    `operator`), and nothing else."""
+    receiver the test itself runs, the Gateways its `gateway_parents` names, the public keys in its `trusted_keys`
+    folder (ask for those fixtures before `operator`), and nothing else."""
     allowed = {}
     if "prometheus" in request.fixturenames:
         allowed["MODELOPS_PROMETHEUS_URLS"] = request.getfixturevalue("prometheus").url
@@ -23,6 +23,8 @@ def allowed_by_administrator(request: pytest.FixtureRequest) -> dict[str, str]:
         allowed["MODELOPS_WEBHOOK_URL_PREFIXES"] = request.getfixturevalue("sink").prefix
     if "gateway_parents" in request.fixturenames:
         allowed["MODELOPS_GATEWAY_PARENTS"] = request.getfixturevalue("gateway_parents")
+    if "trusted_keys" in request.fixturenames:
+        allowed["MODELOPS_TRUSTED_KEYS_DIR"] = request.getfixturevalue("trusted_keys")
     return allowed
 
 

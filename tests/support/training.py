@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelops.contract.training import CONFIG_FILE_ENV, SALT_ENV, TrainResult
+from modelops.contract.training import CONFIG_FILE_ENV, SALT_ENV, SIGNING_KEY_ENV, TrainResult
 
 
-def run_trainer(tmp_path: Path, config: dict[str, Any], salt: str | None = None) -> tuple[int, TrainResult, str]:
+def run_trainer(
+    tmp_path: Path, config: dict[str, Any], salt: str | None = None, signing_key: Path | None = None
+) -> tuple[int, TrainResult, str]:
     """Run `modelops train` as the Job would, and return (exit code, result, everything it logged)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     termination = tmp_path / "termination-log"
@@ -33,6 +35,8 @@ def run_trainer(tmp_path: Path, config: dict[str, Any], salt: str | None = None)
     }
     if salt:
         env[SALT_ENV] = salt
+    if signing_key:
+        env[SIGNING_KEY_ENV] = str(signing_key)
     done = subprocess.run(
         [sys.executable, "-m", "modelops.cli", "train"], env=env, capture_output=True, text=True, timeout=300
     )

@@ -279,7 +279,7 @@ def env(manifest: dict[str, Any]) -> dict[str, str]:
 
 def test_the_shadow_runs_behind_its_own_service_which_the_deployments_service_does_not_select() -> None:
     md = shadowed_deployment()
-    shadow = children.server_deployment(md, model_version(2), "shadow", 1, "img")
+    shadow = children.server_deployment(md, model_version(2), "shadow", 1, children.ServerSettings("img"))
     pod_labels = shadow["spec"]["template"]["metadata"]["labels"]
     main, own = children.service(md)["spec"]["selector"], children.service(md, "shadow")
     assert shadow["metadata"]["name"] == own["metadata"]["name"] == "d-shadow"
@@ -291,7 +291,9 @@ def test_the_shadow_runs_behind_its_own_service_which_the_deployments_service_do
 def test_the_stable_servers_are_told_where_to_mirror_which_share_and_the_shadows_version() -> None:
     md = shadowed_deployment()
     told = children.mirroring(md, model_version(2), 25)
-    stable = env(children.server_deployment(md, model_version(1), "stable", 2, "img", told))
+    stable = env(children.server_deployment(md, model_version(1), "stable", 2, children.ServerSettings("img"), told))
     assert stable[wire.SHADOW_URL_ENV] == f"http://d-shadow.{NAMESPACE}.svc:80/predict"
     assert (stable[wire.SHADOW_SHARE_ENV], stable[wire.SHADOW_VERSION_ENV]) == ("25", "2")
-    assert wire.SHADOW_URL_ENV not in env(children.server_deployment(md, model_version(1), "stable", 2, "img"))
+    assert wire.SHADOW_URL_ENV not in env(
+        children.server_deployment(md, model_version(1), "stable", 2, children.ServerSettings("img"))
+    )

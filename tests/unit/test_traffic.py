@@ -11,10 +11,13 @@ import pytest
 from modelops.api.v1alpha1 import ModelDeployment
 from modelops.api.v1alpha1.modeldeployment import RolloutStatus, Routing
 from modelops.resources import traffic
+from modelops.resources.modeldeployment import ServerSettings
 from modelops.resources.policy import Policy
 from modelops.resources.traffic import Child
 from tests.support.objects import MODEL, NAMESPACE
 from tests.support.objects import version as model_version
+
+SERVERS = ServerSettings("img")
 
 STEPS = [{"weight": 0, "mirror": 50, "pause": "1m"}, {"weight": 10, "pause": "1m"}, {"weight": 60, "pause": "1m"}]
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
@@ -38,7 +41,7 @@ def planned(
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], traffic.Children]:
     canary = model_version(2) if step is not None else None
     rollout = RolloutStatus(step=step, **before)
-    wanted = traffic.plan(md, model_version(1), canary, rollout, routed, routed == "HTTPRoute", "img")
+    wanted = traffic.plan(md, model_version(1), canary, rollout, routed, routed == "HTTPRoute", SERVERS)
     return {(m["kind"], m["metadata"]["name"]): m for m in wanted.apply}, wanted
 
 
@@ -99,7 +102,7 @@ def test_leaving_the_route_removes_it_and_the_canary_service_and_a_plain_deploym
     assert Child(*ROUTE, "d") not in left.remove, "no Gateway API served: the route went with its CRD"
     assert Child("v1", "Service", "d-canary") in left.remove
     wanted = traffic.plan(
-        deployment(), model_version(1), None, RolloutStatus(routing="HTTPRoute"), "Replicas", True, ""
+        deployment(), model_version(1), None, RolloutStatus(routing="HTTPRoute"), "Replicas", True, SERVERS
     )
     assert Child(*ROUTE, "d") in wanted.remove
     _, plain = planned(deployment(), None, "Replicas", routing="Replicas")
@@ -107,7 +110,7 @@ def test_leaving_the_route_removes_it_and_the_canary_service_and_a_plain_deploym
 
 
 def test_nothing_is_applied_or_removed_before_a_version_serves() -> None:
-    wanted = traffic.plan(deployment(), None, None, RolloutStatus(), "Replicas", False, "img")
+    wanted = traffic.plan(deployment(), None, None, RolloutStatus(), "Replicas", False, SERVERS)
     assert (wanted.apply, wanted.remove) == ([], [])
 
 

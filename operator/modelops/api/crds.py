@@ -136,7 +136,14 @@ def all_crds() -> list[dict[str, Any]]:
 
 
 def render(document: dict[str, Any]) -> str:
-    return HEADER + yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True)
+    return HEADER + yaml.dump(document, Dumper=_Plain, sort_keys=False, width=120, allow_unicode=True)
+
+
+class _Plain(yaml.SafeDumper):
+    """YAML without anchors: a schema part used twice (a Secret reference) is written out twice, as people read it."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def file_name(document: dict[str, Any]) -> str:

@@ -13,6 +13,10 @@ MODEL_NAME_ENV = "MODELOPS_MODEL"
 MODEL_VERSION_ENV = "MODELOPS_MODEL_VERSION"
 #: The verified model's tag in the server container's local store (set by `modelops serve` for the service).
 MODEL_TAG_ENV = "MODELOPS_MODEL_TAG"
+#: The version's signature bundle, and the public keys (JSON: name → PEM) it must verify against: the server then
+#: downloads every signed file beside the model and loads the model only if all of them match.
+SIGNATURE_BUNDLE_ENV = "MODELOPS_SIGNATURE_BUNDLE"
+TRUSTED_KEYS_ENV = "MODELOPS_TRUSTED_KEYS"
 #: How many worker processes the server runs (`spec.runtime.workers`).
 WORKERS_ENV = "MODELOPS_SERVER_WORKERS"
 #: Where a stable server mirrors a share of its requests during a shadow step (the shadow's `/predict`), which

@@ -5,8 +5,11 @@ Light on purpose (pydantic only): the operator imports it to build a Job, the tr
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -22,6 +25,18 @@ CONFIG_ANNOTATION = "modelops.io/train-config"
 #: The largest configuration the Job carries (a pod's annotations hold 256 KiB in all).
 MAX_CONFIG_BYTES = 200_000
 SALT_ENV = "MODELOPS_PRIVACY_SALT"
+#: The build's signing key (PEM), a file from the Secret the build names; without it the trainer signs nothing.
+SIGNING_KEY_ENV = "MODELOPS_SIGNING_KEY_FILE"
+SIGNING_KEY_DIR = "/etc/modelops/signing"
+SIGNING_KEY_FILE = "key.pem"
+#: The files of a build's folder: the model, its baseline, the card and provenance the signature covers, and the
+#: signature itself (the one file it cannot cover).
+MODEL_FILE = "model.bentomodel"
+BASELINE_FILE = "baseline.json"
+SIGNATURE_FILE = "model.sig"
+#: A bundle signs a handful of files in about 2 KB: 16 KB is far more than one needs, and bounds what a trainer can
+#: make the operator record.
+MAX_BUNDLE_BYTES = 16_384
 TERMINATION_MESSAGE_LIMIT = 4096
 #: Where a container leaves its last word for its pod's status (a trainer run outside a pod is told elsewhere).
 TERMINATION_LOG = "/dev/termination-log"
@@ -55,6 +70,12 @@ class Column(_Wire):
     max_null_fraction: float = 0.0
 
 
+class Threshold(_Wire):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+
 class TrainConfig(_Wire):
     """Everything the trainer needs, derived from a ModelBuild's spec."""
 
@@ -75,6 +96,14 @@ class TrainConfig(_Wire):
     random_seed: int = 42
     metrics: list[str] | None = None
     calibration: Calibration = DEFAULT_CALIBRATION
+    thresholds: list[Threshold] = Field(default_factory=list)
+    #: What the model card says the model is for and where it falls short, as the build declares.
+    intended_use: str | None = None
+    limitations: list[str] = Field(default_factory=list)
+    #: For the provenance: the build's uid, the image the Job runs, and the operator that made the Job.
+    build_uid: str = ""
+    trainer_image: str = ""
+    builder: str = ""
     #: The build's own folder (the operator chooses it): everything the trainer exports goes below it.
     artifacts_folder: str
 
@@ -106,6 +135,8 @@ class TrainResult(_Wire):
     features: list[Feature] | None = None
     #: Columns that look personal and that no privacy rule covers.
     unprotected: list[PersonalColumn] | None = None
+    #: The model-signing bundle over the build's folder, gzipped and in base64 (`pack`) to fit the message.
+    signature: str | None = None
 
     def to_message(self) -> str:
         """JSON that fits the termination message: the feature list goes first, then the error is shortened."""
@@ -123,6 +154,23 @@ class TrainResult(_Wire):
     @classmethod
     def from_message(cls, message: str) -> TrainResult:
         return cls.model_validate(json.loads(message))
+
+
+def pack(text: str) -> str:
+    """Text as gzip in base64: a signature bundle (about 2 KB of JSON) takes about 1.5 KB of the 4 KB message."""
+    return base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
+
+
+def unpack(packed: str) -> str:
+    """`pack`'s text back; ValueError when it is not what `pack` makes, or larger than a bundle may be (read no
+    further than that: a trainer's message is not trusted)."""
+    try:
+        text = zlib.decompressobj(wbits=31).decompress(base64.b64decode(packed, validate=True), MAX_BUNDLE_BYTES + 1)
+        if len(text) > MAX_BUNDLE_BYTES:
+            raise ValueError(f"it holds more than {MAX_BUNDLE_BYTES} bytes")
+        return text.decode()
+    except (zlib.error, ValueError) as error:
+        raise ValueError(f"not a packed bundle: {error}") from None
 
 
 def leave_termination_message(text: str) -> bool:

@@ -11,6 +11,7 @@ import prometheus_client
 from modelops import __version__
 
 from . import argocd, modelbuild, modeldeployment, modelmonitor, modelversion, settings  # noqa: F401  (importing registers the handlers)
+from .audit import AUDIT
 from .metrics import OPERATOR_INFO
 
 
@@ -32,10 +33,14 @@ def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, sta
     operator_settings.peering.name = settings.PEERING
     operator_settings.peering.mandatory = not standalone
     operator_settings.peering.priority = settings.standby_priority(time.time())
-    kopf.run(
-        settings=operator_settings,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=standalone,
-        liveness_endpoint=liveness,
-    )
+    try:
+        kopf.run(
+            settings=operator_settings,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=standalone,
+            liveness_endpoint=liveness,
+        )
+    finally:  # a stopping operator stores what it decided last
+        if not AUDIT.flush(timeout=10):
+            logging.getLogger("modelops.audit").error("audit lines still waited for the store at exit")

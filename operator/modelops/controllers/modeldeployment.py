@@ -16,7 +16,7 @@ from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
 
 from . import canary, kube, metrics
-from .config import POLICY, RUNTIME_IMAGE
+from .config import POLICY, SERVERS
 from .events import tell
 from .locks import object_lock
 
@@ -183,7 +183,7 @@ def _apply_routed(
     md: ModelDeployment, state: rollouts.Rollout, gateway_api: bool
 ) -> tuple[list[dict[str, Any]], rollouts.Rollout]:
     routed, unused = traffic.routing(md, POLICY, gateway_api)
-    wanted = traffic.plan(md, state.stable, state.canary, state.status, routed, gateway_api, RUNTIME_IMAGE)
+    wanted = traffic.plan(md, state.stable, state.canary, state.status, routed, gateway_api, SERVERS)
     applied = {(m["kind"], m["metadata"]["name"]): kube.apply_child(m) for m in wanted.apply}
     namespace, uid = md.metadata.namespace or "", md.metadata.uid or ""
     for child in wanted.remove:

@@ -118,7 +118,7 @@ def check(monitor: ModelMonitor, body: dict[str, Any], memo: kopf.Memo) -> None:
         outbox.send(webhook.Delivery(url or "", payload, delivery_of))
     for type_, reason, message in planned.events:
         tell(body, type_, reason, message)
-        tell(deployment, type_, reason, f"{monitor.metadata.name}: {message}")
+        tell(deployment, type_, reason, f"{monitor.metadata.name}: {message}", audit=False)
     _export(monitor, judgement, planned.raised)
     kube.write_status(monitor, monitor.status, status)
 

@@ -21,6 +21,7 @@ from modelops.resources import modelversion as rules
 from modelops.resources.conditions import now
 
 from . import kube
+from .config import POLICY
 from .events import tell
 from .locks import object_lock
 
@@ -44,7 +45,7 @@ def version_changed(body: kopf.Body, serving_index: kopf.Index[tuple[str, str], 
     namespace = version.metadata.namespace or ""
     siblings = _siblings(version)
     served_by = rules.serving_refs(list(serving_index.get((namespace, version.metadata.name), [])))
-    verdict = rules.judged(version, _champion(siblings), served_by, now())
+    verdict = rules.judged(version, _champion(siblings), served_by, now(), POLICY)
     with object_lock(KIND, namespace, version.metadata.name):
         kube.write_status(version, version.status, verdict.status)
     for type_, reason, message in verdict.events:

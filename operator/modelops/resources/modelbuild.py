@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from modelops import __version__
 from modelops.api.v1alpha1 import ModelBuild, ModelBuildStatus, ModelVersion
 from modelops.api.v1alpha1.common import duration_seconds
 from modelops.contract.training import (
@@ -15,11 +16,17 @@ from modelops.contract.training import (
     DEFAULT_CALIBRATION,
     MAX_CONFIG_BYTES,
     SALT_ENV,
+    SIGNATURE_FILE,
+    SIGNING_KEY_DIR,
+    SIGNING_KEY_ENV,
+    SIGNING_KEY_FILE,
     USER_ERROR_EXIT_CODE,
     Column,
     PersonalColumn,
+    Threshold,
     TrainConfig,
     TrainResult,
+    unpack,
 )
 
 from . import meta, podstate, security
@@ -28,6 +35,8 @@ from .events import Event
 from .policy import Policy
 
 TRAINER = "trainer"
+#: The provenance's builder: the operator that made the training Job.
+BUILDER = f"https://modelops.io/operator@{__version__}"
 SHA256 = r"sha256:[a-f0-9]{64}"
 CONFIG_DIR = "/etc/modelops"
 CONFIG_FILE = "train.json"
@@ -37,9 +46,10 @@ def job_name(build: ModelBuild) -> str:
     return meta.child_name(build.metadata.name, "train")
 
 
-def train_config(build: ModelBuild) -> TrainConfig:
+def train_config(build: ModelBuild, default_image: str = "") -> TrainConfig:
     spec = build.spec
     evaluation = spec.evaluation
+    card = spec.model_card
     return TrainConfig(
         build=build.metadata.name,
         namespace=build.metadata.namespace or "",
@@ -58,6 +68,14 @@ def train_config(build: ModelBuild) -> TrainConfig:
         random_seed=evaluation.random_seed if evaluation else 42,
         metrics=list(evaluation.metrics) if evaluation and evaluation.metrics else None,
         calibration=evaluation.calibration if evaluation else DEFAULT_CALIBRATION,
+        thresholds=[
+            Threshold(metric=t.metric, min=t.min, max=t.max) for t in (evaluation and evaluation.thresholds) or []
+        ],
+        intended_use=card.intended_use if card else None,
+        limitations=(card.limitations if card else None) or [],
+        build_uid=build.metadata.uid or "",
+        trainer_image=trainer_image(build, default_image),
+        builder=BUILDER,
         artifacts_folder=version_folder(build),
     )
 
@@ -90,8 +108,8 @@ def spec_problem(build: ModelBuild, policy: Policy) -> tuple[str, str] | None:
     return None
 
 
-def _config_json(build: ModelBuild) -> str:
-    return train_config(build).model_dump_json(by_alias=True, exclude_none=True)
+def _config_json(build: ModelBuild, default_image: str = "") -> str:
+    return train_config(build, default_image).model_dump_json(by_alias=True, exclude_none=True)
 
 
 def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
@@ -120,6 +138,22 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
     }
     if secrets := meta.env_from_secrets(spec.dataset.credentials_secret, spec.artifacts.credentials_secret):
         container["envFrom"] = secrets
+    volumes: list[dict[str, Any]] = []
+    if spec.signing:
+        # a file only the trainer's user reads (its group, fsGroup), never an environment variable
+        ref = spec.signing.key_secret_ref
+        env.append({"name": SIGNING_KEY_ENV, "value": f"{SIGNING_KEY_DIR}/{SIGNING_KEY_FILE}"})
+        container["volumeMounts"].append({"name": "signing-key", "mountPath": SIGNING_KEY_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "signing-key",
+                "secret": {
+                    "secretName": ref.name,
+                    "items": [{"key": ref.key, "path": SIGNING_KEY_FILE}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
     if trainer.resources:
         container["resources"] = trainer.resources.to_api()
     pod_spec: dict[str, Any] = {
@@ -137,6 +171,7 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
                     ]
                 },
             },
+            *volumes,
         ],
     }
     if trainer.service_account_name:
@@ -169,7 +204,7 @@ def training_job(build: ModelBuild, default_image: str) -> dict[str, Any]:
             "template": {
                 "metadata": {
                     "labels": {**labels, meta.RUNTIME_LABEL: TRAINER},
-                    "annotations": {CONFIG_ANNOTATION: _config_json(build)},
+                    "annotations": {CONFIG_ANNOTATION: _config_json(build, default_image)},
                 },
                 "spec": pod_spec,
             },
@@ -300,6 +335,13 @@ def result_problem(build: ModelBuild, result: TrainResult) -> str | None:
         return "the trainer's result names no artifact with a sha256 digest"
     if result.baseline_digest is not None and not re.fullmatch(SHA256, result.baseline_digest):
         return "the trainer's baselineDigest is not a sha256 digest"
+    if result.signature is not None:
+        try:
+            unpack(result.signature)
+        except ValueError as error:
+            return f"the trainer's signature is not a bundle: {error}"
+    elif build.spec.signing:
+        return "spec.signing names a key, but the trainer signed nothing"
     return None
 
 
@@ -337,6 +379,7 @@ def model_version(build: ModelBuild, result: TrainResult, number: int, default_i
         "metrics": result.metrics or {},
         "lineage": {
             "build": build.metadata.name,
+            **({"buildUid": build.metadata.uid} if build.metadata.uid else {}),
             "datasetUri": spec.dataset.uri,
             "datasetDigest": result.dataset_digest,
             "trainerImage": trainer_image(build, default_image),
@@ -352,6 +395,11 @@ def model_version(build: ModelBuild, result: TrainResult, number: int, default_i
         body["baselineDigest"] = result.baseline_digest
     if result.features:
         body["features"] = [f.model_dump(by_alias=True) for f in result.features]
+    if result.signature:
+        folder = version_folder(build)
+        body["signature"] = {"uri": f"{folder}/{SIGNATURE_FILE}", "bundle": unpack(result.signature)}
+    if spec.model_card:
+        body["modelCard"] = spec.model_card.to_api()
     return {
         "apiVersion": "modelops.io/v1alpha1",
         "kind": "ModelVersion",

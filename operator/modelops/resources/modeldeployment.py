@@ -4,6 +4,7 @@ autoscaler, and the status."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,7 +13,7 @@ from modelops.api.v1alpha1.common import duration_seconds
 from modelops.api.v1alpha1.modeldeployment import FeedbackSpec, HistoryEntry, RolloutStatus
 from modelops.contract import serving as wire
 
-from . import meta, security
+from . import meta, security, trust
 from .conditions import kstatus
 from .policy import Policy
 
@@ -86,6 +87,8 @@ def select_version(deployment: ModelDeployment, versions: list[ModelVersion], po
             )
         if not policy.artifact_allowed(pinned.spec.artifact.uri, namespace):
             return outside(pinned)
+        if untrusted := trust.problem(pinned, policy):
+            return Selection(None, "SignatureNotTrusted", f"spec.version: {untrusted}: it never serves")
         return Selection(pinned, "VersionPinned", f"serving {pinned.metadata.name} (spec.version)")
     servable = sorted((v for v in versions if approved(v)), key=lambda v: v.spec.version)
     if not servable:
@@ -93,7 +96,10 @@ def select_version(deployment: ModelDeployment, versions: list[ModelVersion], po
     allowed = [v for v in servable if policy.artifact_allowed(v.spec.artifact.uri, namespace)]
     if not allowed:
         return outside(servable[-1])
-    latest = allowed[-1]
+    trusted = [v for v in allowed if trust.problem(v, policy) is None]
+    if not trusted:
+        return Selection(None, "SignatureNotTrusted", f"{trust.problem(allowed[-1], policy)}: it never serves")
+    latest = trusted[-1]
     return Selection(latest, "LatestApproved", f"serving {latest.metadata.name}, the latest Approved version")
 
 
@@ -209,12 +215,30 @@ def feedback_env(deployment: ModelDeployment, port: int) -> list[dict[str, Any]]
     ]
 
 
+@dataclass(frozen=True)
+class ServerSettings:
+    """What the operator's administrator sets for every server: the image unless a deployment names another, and
+    the keys the server checks a signed version's files against."""
+
+    image: str
+    trusted_keys: tuple[tuple[str, bytes], ...] = ()
+
+    def signature_env(self, version: ModelVersion) -> list[dict[str, Any]]:
+        if version.spec.signature is None or not self.trusted_keys:
+            return []
+        keys = json.dumps({name: pem.decode() for name, pem in self.trusted_keys}, sort_keys=True)
+        return [
+            {"name": wire.SIGNATURE_BUNDLE_ENV, "value": version.spec.signature.bundle},
+            {"name": wire.TRUSTED_KEYS_ENV, "value": keys},
+        ]
+
+
 def server_deployment(
     deployment: ModelDeployment,
     version: ModelVersion,
     track: ServerTrack,
     replicas: int | None,
-    default_image: str,
+    settings: ServerSettings,
     mirror: Mirroring | None = None,
 ) -> dict[str, Any]:
     """A Deployment of server pods for one version; `replicas` None leaves them to the autoscaler; with `mirror`,
@@ -229,12 +253,13 @@ def server_deployment(
     probe = {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
     container: dict[str, Any] = {
         "name": SERVER,
-        "image": (runtime.image if runtime and runtime.image else None) or default_image,
+        "image": (runtime.image if runtime and runtime.image else None) or settings.image,
         "command": ["modelops", "serve", "--port", str(port)],
         "ports": [{"name": "http", "containerPort": port}],
         "env": [
             {"name": wire.MODEL_URI_ENV, "value": version.spec.artifact.uri},
             {"name": wire.MODEL_DIGEST_ENV, "value": version.spec.artifact.digest},
+            *settings.signature_env(version),
             {"name": wire.MODEL_NAME_ENV, "value": spec.model},
             {"name": wire.MODEL_VERSION_ENV, "value": str(number)},
             {"name": wire.WORKERS_ENV, "value": str(runtime.workers if runtime else 1)},

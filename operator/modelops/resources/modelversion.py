@@ -12,15 +12,21 @@ from modelops.api.v1alpha1.common import Track
 from modelops.api.v1alpha1.modelversion import MAX_SERVED_BY, CheckResult, ServingRef
 from modelops.contract.training import LOWER_IS_BETTER
 
+from . import trust
 from .conditions import kstatus, set_condition
 from .events import Event
+from .policy import Policy
+
+#: No administrator settings: no trusted key, so no signature check.
+NO_POLICY = Policy()
 
 
-def checks(version: ModelVersion, champion: ModelVersion | None) -> list[CheckResult]:
-    """Every bar the version must clear: its thresholds, then the champion on the primary metric."""
+def checks(version: ModelVersion, champion: ModelVersion | None, trusted: Policy = NO_POLICY) -> list[CheckResult]:
+    """Every bar the version must clear: its signature where keys are trusted, its thresholds, then the champion on
+    the primary metric."""
     spec = version.spec
     policy = spec.validation
-    results: list[CheckResult] = []
+    results: list[CheckResult] = [signature_check(version, trusted)] if trusted.trusted_keys or spec.signature else []
     for bar in (policy.thresholds if policy else None) or []:
         value = spec.metrics.get(bar.metric)
         if value is None:
@@ -59,6 +65,21 @@ def checks(version: ModelVersion, champion: ModelVersion | None) -> list[CheckRe
             )
         )
     return results
+
+
+def signature_check(version: ModelVersion, policy: Policy) -> CheckResult:
+    """Whether a trusted key signed the version's record (the operator's check of what the build signed)."""
+    if version.spec.signature is not None and not policy.trusted_keys:
+        return CheckResult(name="signature", passed=True, message="signed; not verified, since no key is trusted")
+    why = trust.problem(version, policy)
+    if why is not None:
+        return CheckResult(name="signature", passed=False, message=why.removeprefix(f"{version.metadata.name}: "))
+    if version.spec.signature is None:
+        return CheckResult(
+            name="signature", passed=True, message="unsigned; the administrator allows unsigned versions"
+        )
+    key = trust.signed(version, policy).key
+    return CheckResult(name="signature", passed=True, message=f"signed by trusted key {key}")
 
 
 def _shown(value: float, bounds: tuple[float | None, ...]) -> str:
@@ -105,7 +126,11 @@ class Judged:
 
 
 def judged(
-    version: ModelVersion, champion: ModelVersion | None, served_by: list[ServingRef], when: dt.datetime
+    version: ModelVersion,
+    champion: ModelVersion | None,
+    served_by: list[ServingRef],
+    when: dt.datetime,
+    policy: Policy = NO_POLICY,
 ) -> Judged:
     """Checks (once: a record is judged against the champion of its day), the stage they and the approval give,
     the conditions, who serves it, and the transition told when the stage changes."""
@@ -114,7 +139,7 @@ def judged(
     if status.checks is not None:
         results, against = status.checks, status.champion
     else:
-        results, against = checks(version, champion), champion.metadata.name if champion else None
+        results, against = checks(version, champion, policy), champion.metadata.name if champion else None
     decision = stage(version, results, current)
     generation = version.metadata.generation
     conditions = kstatus(status.conditions, "Ready", decision.reason, decision.message, generation)

@@ -1,6 +1,6 @@
 """What the operator's administrator allows, and nothing a namespace user writes can widen: the Prometheus servers
-it may query, the webhook receivers it may call, where each namespace's models may be stored, and the Gateways of
-other namespaces a deployment's route may attach to.
+it may query, the webhook receivers it may call, where each namespace's models may be stored, the Gateways of
+other namespaces a deployment's route may attach to, and the keys whose signatures a served model needs.
 
 The operator calls only these endpoints with its own identity; a spec naming any other is refused with a condition
 that names the field, before a single request is sent.
@@ -25,6 +25,13 @@ class Policy:
     artifact_prefixes: tuple[str, ...] = ()
     #: Gateways (`namespace/name`) of other namespaces a deployment's HTTPRoute may name; its own namespace's always.
     gateway_parents: tuple[str, ...] = ()
+    #: Public keys (PEM) by the names the administrator gave them: a version serves only if one of them signed it.
+    trusted_keys: tuple[tuple[str, bytes], ...] = ()
+    #: Whether a version without a signature may serve; None: only while no key is trusted.
+    allow_unsigned: bool | None = None
+
+    def unsigned_allowed(self) -> bool:
+        return (not self.trusted_keys) if self.allow_unsigned is None else self.allow_unsigned
 
     def prometheus_allowed(self, url: str) -> bool:
         return url.rstrip("/") in {u.rstrip("/") for u in self.prometheus_urls}

@@ -61,7 +61,7 @@ def plan(
     rollout: RolloutStatus,
     routed: Routing,
     gateway_api: bool,
-    image: str,
+    settings: children.ServerSettings,
 ) -> Children:
     """The children for the rollout's current step under this routing: a canary step splits the replicas (and,
     routed, the route's weights), a shadow step runs the candidate behind its own Service with the stable servers
@@ -83,7 +83,7 @@ def plan(
             mirror = children.mirroring(deployment, canary, share)
             apply += [
                 children.service(deployment, "shadow"),
-                children.server_deployment(deployment, canary, "shadow", 1, image),
+                children.server_deployment(deployment, canary, "shadow", 1, settings),
             ]
             weights = {"canary_weight": 0, "stable_weight": 100, "mirror": share}
         else:
@@ -93,7 +93,7 @@ def plan(
                 if routed == "HTTPRoute"
                 else round(100 * canary_replicas / (stable_replicas + canary_replicas))
             )
-            apply.append(children.server_deployment(deployment, canary, "canary", canary_replicas, image))
+            apply.append(children.server_deployment(deployment, canary, "canary", canary_replicas, settings))
             servers.append(children.deployment_name(deployment, "canary"))
             weights = {"canary_weight": weight, "stable_weight": 100 - weight, "mirror": None}
         weights["step"] = step
@@ -105,7 +105,7 @@ def plan(
     apply.append(children.service(deployment, both_tracks=routed == "Replicas"))
     if children.feedback_taken(deployment):
         apply.append(children.peers_service(deployment))
-    apply.append(children.server_deployment(deployment, stable, "stable", stable_replicas, image, mirror))
+    apply.append(children.server_deployment(deployment, stable, "stable", stable_replicas, settings, mirror))
     servers.append(children.deployment_name(deployment, "stable"))
     hpa = children.autoscaler(deployment)
     if hpa:

@@ -1,17 +1,16 @@
-"""Save the fitted model as a BentoML model and export it, with its baseline, to the artifacts URI."""
+"""Save the fitted model as a BentoML model with its baseline in a local folder, and upload the folder to the
+build's artifacts folder."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import fsspec
 
-MODEL_FILE = "model.bentomodel"
-BASELINE_FILE = "baseline.json"
+from modelops.contract.training import BASELINE_FILE, MODEL_FILE
+from modelops.evidence.signature import sha256_file
 
 
 def _upload(local: Path, uri: str) -> None:
@@ -20,18 +19,10 @@ def _upload(local: Path, uri: str) -> None:
             target.write(chunk)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
-def export(
-    *, model_name: str, estimator: Any, metadata: dict[str, Any], baseline: dict[str, Any], folder: str
-) -> tuple[str, str, str, str]:
-    """Returns (artifact URI, artifact digest, baseline URI, baseline digest)."""
+def save(
+    folder: Path, *, model_name: str, estimator: Any, metadata: dict[str, Any], baseline: dict[str, Any]
+) -> tuple[str, str]:
+    """Write the model file and the baseline into `folder`; returns their digests (model, baseline)."""
     import bentoml
 
     saved = bentoml.sklearn.save_model(
@@ -41,13 +32,13 @@ def export(
         metadata=metadata,
         custom_objects={"baseline": baseline},
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / MODEL_FILE
-        bentoml.models.export_model(saved.tag, str(local))
-        digest = sha256_file(local)
-        _upload(local, f"{folder}/{MODEL_FILE}")
-        baseline_local = Path(tmp) / BASELINE_FILE
-        baseline_local.write_text(json.dumps(baseline))
-        baseline_digest = sha256_file(baseline_local)
-        _upload(baseline_local, f"{folder}/{BASELINE_FILE}")
-    return f"{folder}/{MODEL_FILE}", digest, f"{folder}/{BASELINE_FILE}", baseline_digest
+    folder.mkdir(parents=True, exist_ok=True)
+    bentoml.models.export_model(saved.tag, str(folder / MODEL_FILE))
+    (folder / BASELINE_FILE).write_text(json.dumps(baseline))
+    return sha256_file(folder / MODEL_FILE), sha256_file(folder / BASELINE_FILE)
+
+
+def upload(files: list[Path], destination: str) -> None:
+    """Upload local files into the `destination` folder, each under its own name."""
+    for local in files:
+        _upload(local, f"{destination}/{local.name}")

@@ -7,7 +7,7 @@ Configuration comes from the environment the ModelDeployment sets; `modelops ser
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import sys
 import tarfile
@@ -35,9 +35,12 @@ from modelops.contract.serving import (
     PEERS_ENV,
     POD_IP_ENV,
     REQUEST_ID_HEADER,
+    SIGNATURE_BUNDLE_ENV,
+    TRUSTED_KEYS_ENV,
     WORKERS_ENV,
 )
-from modelops.contract.training import leave_termination_message
+from modelops.contract.training import MODEL_FILE, leave_termination_message
+from modelops.evidence import signature
 
 from . import feedback, mirror
 from .quality import Quality
@@ -46,19 +49,28 @@ from .telemetry import Telemetry
 MAX_RECORDS = 10_000
 
 
-def fetch(uri: str, digest: str) -> bentoml.Model:
-    """Download the exported model, check its digest, and import it (a second import finds the first)."""
+def fetch(uri: str, digest: str, bundle: str | None = None, trusted: dict[str, bytes] | None = None) -> bentoml.Model:
+    """Download the exported model, check its digest, and import it (a second import finds the first). With a
+    signature bundle, every file it signs is downloaded from beside the model and checked against it first."""
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "model.bentomodel"
-        h = hashlib.sha256()
-        with fsspec.open(uri, "rb") as source, local.open("wb") as target:
-            while chunk := source.read(1 << 20):
-                h.update(chunk)
-                target.write(chunk)
-        if f"sha256:{h.hexdigest()}" != digest:
+        folder = Path(tmp) / "signed"
+        folder.mkdir()
+        names = list(signature.verify(bundle, trusted or {}).files) if bundle else [MODEL_FILE]
+        base = uri.rsplit("/", 1)[0]
+        for name in names:
+            _download(f"{base}/{name}" if bundle else uri, folder / name)
+        local = folder / MODEL_FILE
+        actual = signature.sha256_file(local)
+        if actual != digest:
             raise RuntimeError(
-                f"the model file at {uri} is not the approved one (its digest is sha256:{h.hexdigest()}, "
+                f"the model file at {uri} is not the approved one (its digest is {actual}, "
                 f"the version's is {digest}): refusing to serve it"
+            )
+        if bundle:
+            signed = signature.verify_folder(folder, bundle, trusted or {})
+            print(
+                f"the model's {len(signed.files)} signed files match the signature of trusted key {signed.key}",
+                flush=True,
             )
         with tarfile.open(local) as archive:
             member = next(m for m in archive.getmembers() if m.name.lstrip("./") == "model.yaml")
@@ -70,12 +82,20 @@ def fetch(uri: str, digest: str) -> bentoml.Model:
             return bentoml.models.import_model(str(local))
 
 
+def _download(uri: str, local: Path) -> None:
+    with fsspec.open(uri, "rb") as source, local.open("wb") as target:
+        while chunk := source.read(1 << 20):
+            target.write(chunk)
+
+
 def prepare() -> str | None:
     """Fetch and verify the version's model into the local store before the server starts, and return its tag; or,
-    when the file cannot be served (not the approved one, missing), leave the reason as the container's termination
-    message and return None, so the container stops with it instead of serving nothing."""
+    when the file cannot be served (not the approved one, not as signed, missing), leave the reason as the
+    container's termination message and return None, so the container stops with it instead of serving nothing."""
     try:
-        return str(fetch(os.environ[MODEL_URI_ENV], os.environ[MODEL_DIGEST_ENV]).tag)
+        bundle = os.environ.get(SIGNATURE_BUNDLE_ENV) or None
+        trusted = {name: pem.encode() for name, pem in json.loads(os.environ.get(TRUSTED_KEYS_ENV) or "{}").items()}
+        return str(fetch(os.environ[MODEL_URI_ENV], os.environ[MODEL_DIGEST_ENV], bundle, trusted).tag)
     except Exception as error:
         reason = f"cannot load the model: {error}"
         leave_termination_message(reason)

@@ -6,23 +6,33 @@ Privacy comes first, so raw personal data never reaches the model, the artifacts
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from modelops.contract.training import (
+    BASELINE_FILE,
     CONFIG_FILE_ENV,
+    MODEL_FILE,
     SALT_ENV,
+    SIGNATURE_FILE,
+    SIGNING_KEY_ENV,
     USER_ERROR_EXIT_CODE,
     Feature,
     TrainConfig,
     TrainResult,
     leave_termination_message,
+    pack,
 )
+from modelops.evidence import card, provenance, signature
+from modelops.evidence.card import CARD_FILE, CardFacts
+from modelops.evidence.provenance import PROVENANCE_FILE
 
 from . import artifact, calibration, dataset, estimator, evaluation, privacy, validation
 from .baseline import baseline, feature_type
@@ -40,7 +50,7 @@ class TrainingError(ValueError):
 def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
     from sklearn.model_selection import train_test_split
 
-    started = time.monotonic()
+    started, started_at = time.monotonic(), datetime.datetime.now(datetime.UTC)
     frame = dataset.load(config.dataset_uri, config.dataset_format)
     unprotected = privacy.unprotected(frame, {*config.drop, *config.hash, config.target})
     for column in unprotected:
@@ -84,33 +94,112 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
     log.info("held-out metrics: %s", metrics)
 
     stats = baseline(x, types, model.predict(x), config.task)
-    uri, artifact_digest, baseline_uri, baseline_digest = artifact.export(
-        model_name=config.model,
-        estimator=model,
-        metadata={
-            "build": config.build,
-            "task": config.task,
-            "datasetDigest": digest,
-            "features": [{"name": c, "type": t} for c, t in types.items()],
-            "metrics": metrics,
-            **({"calibration": config.calibration} if config.task == "classification" else {}),
-        },
-        baseline=stats,
-        folder=config.artifacts_folder,
+    metadata = {
+        "build": config.build,
+        "task": config.task,
+        "datasetDigest": digest,
+        "features": [{"name": c, "type": t} for c, t in types.items()],
+        "metrics": metrics,
+        **({"calibration": config.calibration} if config.task == "classification" else {}),
+    }
+    key = os.environ.get(SIGNING_KEY_ENV)
+    with tempfile.TemporaryDirectory() as tmp:
+        # the folder's name is the signature's subject: the model's name
+        folder = Path(tmp) / config.model
+        artifact_digest, baseline_digest = artifact.save(
+            folder, model_name=config.model, estimator=model, metadata=metadata, baseline=stats
+        )
+        bundle = None
+        if key:
+            bundle = sign(config, folder, key, artifact_digest, digest, metrics, started_at)
+            (Path(tmp) / SIGNATURE_FILE).write_text(bundle)
+        artifact.upload(
+            [*sorted(folder.iterdir()), *([Path(tmp) / SIGNATURE_FILE] if bundle else [])], config.artifacts_folder
+        )
+    uri = f"{config.artifacts_folder}/{MODEL_FILE}"
+    log.info(
+        "exported %s (%s)%s in %.1fs",
+        uri,
+        artifact_digest,
+        ", signed" if bundle else "",
+        time.monotonic() - started,
     )
-    log.info("exported %s (%s) in %.1fs", uri, artifact_digest, time.monotonic() - started)
     return TrainResult(
         ok=True,
         artifact_uri=uri,
         artifact_digest=artifact_digest,
-        baseline_uri=baseline_uri,
+        baseline_uri=f"{config.artifacts_folder}/{BASELINE_FILE}",
         baseline_digest=baseline_digest,
         dataset_digest=digest,
         metrics=metrics,
         rows=len(frame),
         features=[Feature.model_validate({"name": c, "type": t}) for c, t in types.items()],
         unprotected=unprotected[:MAX_NAMED] or None,
+        signature=pack(bundle) if bundle else None,
     )
+
+
+def sign(
+    config: TrainConfig,
+    folder: Path,
+    key: str,
+    artifact_digest: str,
+    dataset_digest: str,
+    metrics: dict[str, float],
+    started_at: datetime.datetime,
+) -> str:
+    """Write the model card and the provenance into the folder, sign the whole folder, and return the bundle."""
+    facts = card_facts(config, artifact_digest, dataset_digest, metrics)
+    (folder / CARD_FILE).write_bytes(card.canonical(card.cyclonedx(facts)))
+    build = provenance.BuildFacts(
+        namespace=config.namespace,
+        build=config.build,
+        build_uid=config.build_uid,
+        model=config.model,
+        task=config.task,
+        model_file=MODEL_FILE,
+        model_digest=artifact_digest,
+        dataset_uri=config.dataset_uri,
+        dataset_digest=dataset_digest,
+        estimator=facts.estimator,
+        parameters=config.params,
+        internal={
+            "testSize": config.test_size,
+            "randomSeed": config.random_seed,
+            **({"calibration": config.calibration} if config.task == "classification" else {}),
+        },
+        trainer_image=config.trainer_image,
+        builder=config.builder,
+        started=_timestamp(started_at),
+        finished=_timestamp(datetime.datetime.now(datetime.UTC)),
+    )
+    (folder / PROVENANCE_FILE).write_bytes(card.canonical(provenance.statement(build)))
+    try:
+        return signature.sign(folder, Path(key))
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"cannot sign with the key in spec.signing.keySecretRef: {type(error).__name__}") from None
+
+
+def card_facts(config: TrainConfig, artifact_digest: str, dataset_digest: str, metrics: dict[str, float]) -> CardFacts:
+    return CardFacts(
+        model=config.model,
+        namespace=config.namespace,
+        build=config.build,
+        task=config.task,
+        artifact_digest=artifact_digest,
+        dataset_uri=config.dataset_uri,
+        dataset_digest=dataset_digest,
+        estimator=config.estimator or config.function or "",
+        parameters=config.params,
+        metrics=metrics,
+        thresholds=config.thresholds,
+        intended_use=config.intended_use,
+        limitations=config.limitations,
+    )
+
+
+def _timestamp(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _stratified(y: Any) -> Any:

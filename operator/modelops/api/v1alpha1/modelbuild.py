@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -244,6 +244,27 @@ class ArtifactsSpec(ApiModel):
     )
 
 
+class SigningSpec(ApiModel):
+    """How the build signs what it exports (OpenSSF model signing, with a key: no network)."""
+
+    key_secret_ref: SecretKeyRef = Field(
+        description="The Secret key holding the signing key: an elliptic-curve private key (P-256, P-384 or P-521) "
+        "in PEM, unencrypted. Only the trainer's pod reads it (a read-only file); the operator never does. Its "
+        "public key must be among the chart's signing.trustedKeys for the versions to serve.",
+    )
+
+
+class ModelCardSpec(ApiModel):
+    """What the model card says about the model beyond what the build measures."""
+
+    intended_use: str | None = Field(
+        default=None, max_length=2048, description="What the model is for, and who may rely on it."
+    )
+    limitations: list[Annotated[str, Field(max_length=1024)]] | None = Field(
+        default=None, max_length=20, description="Where it is known to fall short."
+    )
+
+
 class ModelBuildSpec(ApiModel):
     """A training run: dataset, privacy, trainer, evaluation, artifacts."""
 
@@ -270,6 +291,8 @@ class ModelBuildSpec(ApiModel):
     evaluation: EvaluationSpec | None = None
     approval: ApprovalPolicy | None = None
     artifacts: ArtifactsSpec
+    signing: SigningSpec | None = None
+    model_card: ModelCardSpec | None = None
 
 
 BuildPhase = Literal["Pending", "Running", "Succeeded", "Failed"]

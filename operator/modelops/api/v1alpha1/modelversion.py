@@ -8,10 +8,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from modelops.contract.serving import ColumnType
-from modelops.contract.training import MetricName, Task
+from modelops.contract.training import MAX_BUNDLE_BYTES, MetricName, Task
 
 from .common import ApiModel, Digest, ModelName, StatusBase, StorageUri, Track, cel, immutable, rules
-from .modelbuild import ThresholdSpec
+from .modelbuild import ModelCardSpec, ThresholdSpec
 from .resource import AGE, CRDInfo, CustomResource, PrinterColumn
 
 
@@ -20,6 +20,18 @@ class ArtifactRef(ApiModel):
 
     uri: StorageUri = Field(description="Where the exported BentoML model is.")
     digest: Digest = Field(description="`sha256:` digest of the exported model; the server refuses any other file.")
+
+
+class SignatureRef(ApiModel):
+    """The model signature the build made: the bundle itself, so that the operator verifies it without reading the
+    store, and where the same bundle lies beside the artifact for anyone else's verifier."""
+
+    uri: StorageUri = Field(description="Where the bundle (`model.sig`) lies, beside the model file.")
+    bundle: str = Field(
+        max_length=MAX_BUNDLE_BYTES,
+        description="The OpenSSF model-signing bundle (sigstore bundle JSON): a DSSE envelope over an in-toto "
+        "statement listing each signed file's sha256, signed with the build's key.",
+    )
 
 
 class FeatureSpec(ApiModel):
@@ -33,6 +45,7 @@ class Lineage(ApiModel):
     """Where the version came from: enough to rebuild it or to explain it."""
 
     build: str | None = Field(default=None, description="The ModelBuild that produced it.")
+    build_uid: str | None = Field(default=None, description="That ModelBuild's uid (the provenance's invocation).")
     dataset_uri: str | None = Field(default=None, description="The dataset it was trained on.")
     dataset_digest: str | None = Field(default=None, description="SHA-256 of that data after privacy rules.")
     trainer_image: str | None = Field(default=None, description="The trainer image.")
@@ -101,7 +114,15 @@ class ModelVersionSpec(ApiModel):
                     field_path=f".{f}",
                     reason="FieldValueForbidden",
                 )
-                for f in ("baselineUri", "baselineDigest", "lineage", "validation", "features")
+                for f in (
+                    "baselineUri",
+                    "baselineDigest",
+                    "lineage",
+                    "validation",
+                    "features",
+                    "signature",
+                    "modelCard",
+                )
             ),
         )
     }
@@ -121,6 +142,10 @@ class ModelVersionSpec(ApiModel):
     baseline_digest: Digest | None = _record("`sha256:` digest of the baseline file.", default=None)
     lineage: Lineage | None = _record("Where the version came from.", default=None)
     validation: ValidationPolicy | None = _record("What the version is checked against.", default=None)
+    signature: SignatureRef | None = _record("The model signature made at build, when the build signs.", default=None)
+    model_card: ModelCardSpec | None = _record(
+        "What the build declared for the model card (the card's other facts are the record's own).", default=None
+    )
     approval: Approval | None = Field(
         default=None, description="The approval decision; the only field that may change."
     )
