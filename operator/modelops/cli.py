@@ -311,6 +311,80 @@ def card(
         raise _fail(f"the card is not verified with {key}: {shown.signature}")
 
 
+class AuditOutput(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def audit(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="KIND/NAME",
+            help="md/NAME, mv/NAME or mb/NAME: the trail of its model; model/NAME reads it when the objects are gone.",
+        ),
+    ],
+    since: Annotated[str, typer.Option("--since", help="How far back: 180d, 12h, 30m, 1d12h.")] = "180d",
+    output: Annotated[
+        AuditOutput, typer.Option("--output", "-o", help="text for people; json for one JSON line per decision.")
+    ] = AuditOutput.text,
+    log: Annotated[
+        str | None,
+        typer.Option(
+            "--log",
+            envvar="MODELOPS_AUDIT_URI",
+            metavar="URI",
+            help="The audit store (the chart's audit.uri): file:///folder or s3://bucket/prefix, read with the AWS_* "
+            "credentials of the environment.",
+        ),
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    namespace: Namespace = None,
+    as_user: AsUser = None,
+    as_group: AsGroups = None,
+) -> None:
+    """What was decided about a model, in order: versions recorded, approved or rejected and by whom, rollouts,
+    alerts, retrainings, kept in the audit store long after the Events are gone."""
+    import datetime as dt
+
+    from modelops.client import KubeError
+    from modelops.controllers.audit import open_store
+    from modelops.resources import audit as trail
+    from modelops.resources.lineage import parse_ref
+
+    if not log:
+        raise typer.BadParameter("name the audit store with --log or $MODELOPS_AUDIT_URI", param_hint="--log")
+    try:
+        cutoff = trail.parse_since(since, dt.datetime.now(dt.UTC))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--since") from None
+    kube = _connect(kubeconfig, context, namespace, as_user, as_group)
+    kind_name, _, name = ref.partition("/")
+    if kind_name == "model" and name:
+        model = name
+    else:
+        try:
+            kind, name = parse_ref(ref)
+        except ValueError as error:
+            raise typer.BadParameter(f"{error}, or model/NAME", param_hint="KIND/NAME") from None
+        try:
+            body = kube.get(kind, name)
+        except KubeError as error:
+            raise _fail(str(error)) from None
+        if body is None:
+            raise _fail(f"{kind.crd.singular_name} {name!r} not found in namespace {kube.namespace}: try model/NAME")
+        model = body["spec"]["model"]
+    try:
+        store = open_store(log)
+        keys = store.keys(trail.model_prefix(kube.namespace, model), trail.since_key(kube.namespace, model, cutoff))
+        records = [trail.AuditRecord.model_validate_json(store.get(key)) for key in keys]
+    except Exception as error:  # the store's own words: unreachable, refused, not found
+        raise _fail(f"cannot read the audit store {log}: {type(error).__name__}: {error}") from None
+    print(trail.shown(records, output.value), end="")
+
+
 @app.command()
 def approve(
     version: Annotated[str, typer.Argument(help="The ModelVersion: NAME or mv/NAME.")],

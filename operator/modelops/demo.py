@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -29,18 +30,25 @@ from sklearn.datasets import load_breast_cancer
 from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster import node
 from modelops.devcluster.alerts import AlertReceiver
-from modelops.devcluster.cluster import Cluster, kubeconfig_path
+from modelops.devcluster.cluster import Cluster, kubeconfig_path, state_dir
 from modelops.devcluster.images import project_image
 from modelops.devcluster.install import install_api
 from modelops.devcluster.polling import poll
 from modelops.devcluster.toolchain import Toolchain, ToolchainError, ensure_toolchain
 from modelops.devcluster.traffic import Traffic, service_url
+from modelops.evidence.signature import new_private_key, public_key_of
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "modelops-demo"
 OPERATOR_NAMESPACE = "modelops-system"
 MODEL = "breast-cancer"
 APPROVER = ("--as=dana", "--as-group=modelops-approvers")
+#: The team's signing key: its private half in this Secret of the demo namespace, its public half trusted by the chart.
+SIGNING_SECRET = "model-signing"
+TEAM = "team-a"
+PUBLIC_KEY = state_dir() / "demo" / f"{TEAM}.pem"
+#: The operator's keys to the audit trail's store, in its own namespace.
+AUDIT_SECRET = "modelops-audit"
 FEATURES = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
 NORMAL = FEATURES.sample(frac=1, random_state=1).to_dict(orient="records")
 SHIFTED = (FEATURES.sample(frac=1, random_state=2) * 3).to_dict(orient="records")  # every feature three times larger
@@ -55,6 +63,18 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 def step(message: str) -> None:
     console.print(f"\n[bold cyan]▶[/] [bold]{message}[/]")
+
+
+def audit_uri(demo: Demo) -> str:
+    return demo.cluster.object_store().uri("audit")
+
+
+def store_files(demo: Demo) -> Any:
+    """The local store as an S3 client sees it, with its keys."""
+    import fsspec
+
+    store = demo.cluster.object_store()
+    return fsspec.filesystem("s3", key=store.access_key, secret=store.secret_key, endpoint_url=store.endpoint)
 
 
 def show(output: str) -> None:
@@ -236,6 +256,9 @@ def prepare_the_namespace(demo: Demo, receiver: AlertReceiver) -> None:
     step(f"4. a fresh namespace {NAMESPACE} enforcing Pod Security restricted; its store's keys; a webhook")
     demo.cluster.kubectl(demo.tools, "delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
     demo.kubectl("create", "namespace", NAMESPACE)
+    trail = f"{audit_uri(demo)}/{NAMESPACE}"
+    if store_files(demo).exists(trail):  # a fresh namespace, a fresh audit trail: the last demo's is gone too
+        store_files(demo).rm(trail, recursive=True)
     demo.kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted")
     demo.kubectl("apply", "-f", "-", stdin=json.dumps(demo.cluster.object_store().secret_manifest(NAMESPACE)))
     console.print(f"  [dim]$ modelops cluster storage-secret -n {NAMESPACE} | kubectl apply -f -[/]")
@@ -245,6 +268,14 @@ def prepare_the_namespace(demo: Demo, receiver: AlertReceiver) -> None:
     console.print(
         f"  [dim]$ kubectl create secret generic {ALERTS_SECRET} --from-literal=demo-hook=<the receiver's URL>[/]"
     )
+    # the team's signing key: the private half in the namespace for its builds, the public half for the chart
+    private = new_private_key()
+    demo.kubectl(
+        "create", "secret", "generic", SIGNING_SECRET, "-n", NAMESPACE, "--from-literal=key.pem=" + private.decode()
+    )
+    PUBLIC_KEY.parent.mkdir(parents=True, exist_ok=True)
+    PUBLIC_KEY.write_bytes(public_key_of(private))
+    console.print(f"  [dim]$ kubectl create secret generic {SIGNING_SECRET} --from-file=key.pem  # a new P-256 key[/]")
 
 
 def install_the_operator(demo: Demo, image: str, webhook_prefix: str) -> None:
@@ -256,8 +287,15 @@ def install_the_operator(demo: Demo, image: str, webhook_prefix: str) -> None:
         "watchNamespaces": f"{{{NAMESPACE}}}",
         "alerts.webhookUrlPrefixes": f"{{{webhook_prefix}}}",
     }
+    # the audit trail goes to a folder of the store with keys only the operator holds (here: the store's own)
+    demo.cluster.kubectl(demo.tools, "create", "namespace", OPERATOR_NAMESPACE)
+    store = demo.cluster.object_store()
+    audit_secret = {**store.secret_manifest(OPERATOR_NAMESPACE), "metadata": {"name": AUDIT_SECRET}}
+    demo.kubectl("apply", "-n", OPERATOR_NAMESPACE, "-f", "-", stdin=json.dumps(audit_secret))
+    values.update({"audit.uri": audit_uri(demo), "audit.credentialsSecret": AUDIT_SECRET})
     command = ["upgrade", "--install", "modelops", "charts/modelops", "-n", OPERATOR_NAMESPACE, "--create-namespace"]
     command += [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+    command += ["--set-file", f"signing.trustedKeys.{TEAM}={PUBLIC_KEY}"]
     console.print(f"  [dim]$ helm {escape(shlex.join(command))}[/]", highlight=False)
     done = subprocess.run(
         [str(demo.tools.helm), f"--kubeconfig={kubeconfig_path()}", *command, "--wait", "--timeout=3m"],
@@ -391,6 +429,37 @@ def run_the_loop(demo: Demo, receiver: AlertReceiver) -> None:
     step("15. the operator's own log, as any pod's: kubectl logs deploy/modelops")
     log = demo.kubectl("logs", "deploy/modelops", "-n", OPERATOR_NAMESPACE, "--tail=4")
     show("\n".join(line[:160] for line in log.splitlines()))
+
+    what_an_auditor_asks(demo)
+
+
+def what_an_auditor_asks(demo: Demo) -> None:
+    """Is this the approved file, how was it made, what is it for, and what happened: from the store and cluster."""
+    served = demo.field("md", MODEL, "{.status.servingVersion}")
+    step(f"16. trust: {served}'s files in the store, verified by the model-signing library against {TEAM}'s key")
+    record = json.loads(demo.kubectl("get", "mv", served, "-n", NAMESPACE, "-o", "json"))["spec"]
+    folder = record["signature"]["uri"].rsplit("/", 1)[0]
+    local = state_dir() / "demo" / served
+    local.mkdir(parents=True, exist_ok=True)
+    files = store_files(demo)
+    for path in files.ls(folder):
+        files.get(path, str(local / Path(path).name))
+    command = ["model_signing", "verify", "key", "--signature", str(local / "model.sig")]
+    command += ["--public_key", str(PUBLIC_KEY), str(local)]
+    console.print(f"  [dim]$ {escape(shlex.join(command))}[/]", highlight=False)
+    done = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True)
+    show(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"the served model's signature does not verify: {done.stdout}{done.stderr}")
+    demo.mark("signature verified", f"{served}: {', '.join(sorted(p.name for p in local.iterdir()))}")
+
+    step(f"17. the model card of {served}: what its build signed, then its approval (modelops card)")
+    show(demo.modelops("card", f"mv/{served}", "--key", str(PUBLIC_KEY)).stdout)
+
+    step("18. the audit trail: every decision of the loop, kept in the store (modelops audit)")
+    trail = demo.modelops("audit", f"md/{MODEL}", "--since", "180d", "--log", audit_uri(demo)).stdout
+    show("\n".join(line[:160] for line in trail.splitlines()))
+    demo.mark("audit trail", f"{len(trail.splitlines())} decisions, from the first build to the canary's promotion")
 
 
 def worth_it(demo: Demo, url: str) -> None:

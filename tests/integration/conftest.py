@@ -121,6 +121,13 @@ def forest(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict:
 
 
 @pytest.fixture
+def audit_log(store: Store) -> dict[str, str]:
+    """Where the operator keeps this test's audit trail (a folder of its own in the dev store), and the keys to it:
+    the environment the chart gives the operator from `audit.uri` and `audit.credentialsSecret`."""
+    return {"MODELOPS_AUDIT_URI": store.uri("audit", uuid.uuid4().hex[:8]), **store.objects.env()}
+
+
+@pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
     server = Prometheus(tmp_path)
     server.wait_ready()

@@ -15,8 +15,10 @@ import yaml
 
 from modelops.devcluster.cluster import kubeconfig_path
 from modelops.devcluster.toolchain import KUBERNETES_VERSION, Toolchain
+from modelops.evidence.signature import public_key_of
 from tests.support.kube import APPROVERS, RESTRICTED, Kubectl
 from tests.support.paths import ROOT
+from tests.support.signing import private_key
 from tests.support.storage import Store
 from tests.support.waiting import eventually
 
@@ -26,6 +28,9 @@ EVERYTHING = (
     "metrics.prometheusRule.enabled=true",
     "grafana.dashboard.enabled=true",
     "argocd.healthChecks=true",
+    "audit.uri=s3://audit/trail",
+    "audit.credentialsSecret=audit-keys",
+    "signing.allowUnsigned=false",
 )
 
 
@@ -92,6 +97,30 @@ def test_cluster_wide_install_renders_everything(cluster: Toolchain) -> None:
     assert "--no-standalone" in args and not any(a.startswith("--namespace") for a in args)
 
 
+def test_trusted_keys_are_files_the_operator_reads_and_the_audit_keys_its_environment(
+    cluster: Toolchain, tmp_path: Path
+) -> None:
+    public = tmp_path / "team-a.pem"
+    public.write_bytes(public_key_of(private_key()))
+    sets = ["--set-file", f"signing.trustedKeys.team-a={public}", *set_flags(EVERYTHING)]
+    text = helm(cluster, "template", "mo", str(CHART), "-n", "modelops", "--kube-version", KUBERNETES_VERSION, *sets)
+    documents = [d for d in yaml.safe_load_all(text.stdout) if d]
+    keys = named(documents, "ConfigMap")["modelops/mo-modelops-trusted-keys"]
+    assert keys["data"] == {"team-a.pem": public.read_text()}
+    (operator,) = named(documents, "Deployment").values()
+    pod = operator["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MODELOPS_TRUSTED_KEYS_DIR"] == "/etc/modelops/trusted-keys"
+    assert env["MODELOPS_ALLOW_UNSIGNED"] == "false" and env["MODELOPS_AUDIT_URI"] == "s3://audit/trail"
+    assert container["envFrom"] == [{"secretRef": {"name": "audit-keys"}}]
+    mounted = {m["name"]: m for m in container["volumeMounts"]}["trusted-keys"]
+    assert (
+        mounted["readOnly"]
+        and {"name": "trusted-keys", "configMap": {"name": "mo-modelops-trusted-keys"}} in (pod["volumes"])
+    )
+
+
 def test_listed_namespaces_get_roles_there_only(cluster: Toolchain) -> None:
     documents = render(cluster, "watchNamespaces={team-a,team-b}")
     bindings = named(documents, "RoleBinding")
@@ -115,6 +144,9 @@ def test_listed_namespaces_get_roles_there_only(cluster: Toolchain) -> None:
         ("metrics.port=8080", "at '/metrics/port'"),
         ("approvals.groups={}", "at '/approvals/groups/0': minLength"),
         ("argocd.namespace=Argo_CD", "at '/argocd/namespace'"),
+        ("audit.uri=https://audit.example.com", "at '/audit/uri'"),
+        ("signing.trustedKeys.team-a=nope", "at '/signing/trustedKeys/team-a'"),
+        ("signing.allowUnsigned=maybe", "at '/signing/allowUnsigned'"),
     ],
 )
 def test_bad_values_fail_naming_the_field(cluster: Toolchain, value: str, message: str) -> None:
@@ -352,6 +384,7 @@ def test_cluster_wide_install_grants_what_it_uses_everywhere_and_nothing_else(
 def run_the_examples(apps: Kubectl) -> None:
     """examples/ as a newcomer applies them: build, approve, serve, monitor."""
     examples = ROOT / "examples"
+    apps.run("create", "secret", "generic", "model-signing", "--from-literal=key.pem=" + private_key().decode())
     apps.run("apply", "-f", str(examples / "01-modelbuild.yaml"))
     eventually(
         lambda: apps.get("mb", "breast-cancer-1").get("status", {}).get("phase") == "Succeeded",

@@ -5,6 +5,7 @@ exactly their record, and a file swapped in the store after approval is never se
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from modelops.evidence.signature import public_key_of
 from tests.support.builds import BUILD, phase
+from tests.support.cli import modelops
 from tests.support.deployments import approve, condition, deployment, status, traffic
 from tests.support.kube import Kubectl, tenant
 from tests.support.operator import Operator
@@ -55,7 +57,7 @@ def check(kubectl: Kubectl, version: str) -> dict[str, Any]:
 
 
 def test_a_signed_build_verifies_serves_and_a_file_swapped_after_approval_never_serves(
-    kubectl: Kubectl, trusted_keys: str, operator: Operator, store: Store, tmp_path: Path
+    kubectl: Kubectl, trusted_keys: str, audit_log: dict[str, str], operator: Operator, store: Store, tmp_path: Path
 ) -> None:
     first = signed_build(kubectl, "cancer-1")
     assert first["status"]["phase"] == "Succeeded", first["status"]
@@ -94,6 +96,14 @@ def test_a_signed_build_verifies_serves_and_a_file_swapped_after_approval_never_
     logs = kubectl.run("logs", pods[0]["metadata"]["name"]).stdout
     assert "signed files match the signature of trusted key team-a" in logs
 
+    # Its card names what the build signed (use, data and its digest, metrics) and who approved it.
+    card = modelops("card", "mv/cancer-v1", "-n", kubectl.namespace, "--key", str(public))
+    assert card.returncode == 0, card.stdout + card.stderr
+    for said in ("Triage of biopsy reports", "Adults only", record["lineage"]["datasetDigest"], "alice"):
+        assert said in card.stdout, said
+    assert all(metric in card.stdout for metric in record["metrics"])
+    assert "the card is the one build cancer-1 signed" in card.stdout and "verified with the given key" in card.stdout
+
     # A second signed version, approved; then one byte of its model changes in the store before it rolls out.
     second = signed_build(kubectl, "cancer-2")
     assert second["status"]["modelVersion"] == "cancer-v2"
@@ -110,10 +120,35 @@ def test_a_signed_build_verifies_serves_and_a_file_swapped_after_approval_never_
         what="the rollout stopped on the swapped file",
     )
     assert failing["status"] == "True" and failing["reason"] == "ServerFailing", failing
-    assert status(kubectl)["servingVersion"] == "cancer-v1", "the approved, untouched version still serves"
+    # a rolling update replaces no pod before its successor is ready: v1's pod answers every caller
     with traffic(kubectl) as calls:
         time.sleep(3)
     assert calls.failed == 0 and calls.answered > 0 and set(calls.versions) == {"1"}
+
+    # Every decision of that loop is in the audit trail, in order, the approvals naming their approver.
+    expected = [
+        ("ModelBuild", "cancer-1", "Trained"),
+        ("ModelVersion", "cancer-v1", "Validated"),
+        ("ModelVersion", "cancer-v1", "Approved"),
+        ("ModelDeployment", "cancer", "Serving"),
+        ("ModelBuild", "cancer-2", "Trained"),
+        ("ModelVersion", "cancer-v2", "Approved"),
+    ]
+
+    def trail() -> list[dict[str, Any]]:
+        read = modelops("audit", "md/cancer", "-n", kubectl.namespace, "--since", "1h", "-o", "json", env=audit_log)
+        assert read.returncode == 0, read.stdout + read.stderr
+        return [json.loads(line) for line in read.stdout.splitlines()]
+
+    def in_order(lines: list[dict[str, Any]]) -> bool:
+        steps = iter((line["kind"], line["name"], line["reason"]) for line in lines)
+        return all(step in steps for step in expected)  # each found after the one before
+
+    lines = eventually(lambda: in_order(found := trail()) and found, timeout=30, what="the loop in the audit trail")
+    assert [line["time"] for line in lines] == sorted(line["time"] for line in lines)
+    approvals = [line for line in lines if line["reason"] == "Approved"]
+    assert approvals and all("approved by alice" in line["message"] for line in approvals), approvals
+    assert all(line["namespace"] == kubectl.namespace and line["model"] == "cancer" for line in lines)
 
 
 def test_a_version_signed_by_an_unknown_key_or_forged_by_a_tenant_never_serves(

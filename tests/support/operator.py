@@ -15,7 +15,7 @@ def operator_environment(image: str) -> dict[str, str]:
 def allowed_by_administrator(request: pytest.FixtureRequest) -> dict[str, str]:
     """What the chart's administrator would allow the operator for this test: the Prometheus and the webhook
     receiver the test itself runs, the Gateways its `gateway_parents` names, the public keys in its `trusted_keys`
-    folder (ask for those fixtures before `operator`), and nothing else."""
+    folder, the audit store its `audit_log` names (ask for those fixtures before `operator`), and nothing else."""
     allowed = {}
     if "prometheus" in request.fixturenames:
         allowed["MODELOPS_PROMETHEUS_URLS"] = request.getfixturevalue("prometheus").url
@@ -25,6 +25,8 @@ def allowed_by_administrator(request: pytest.FixtureRequest) -> dict[str, str]:
         allowed["MODELOPS_GATEWAY_PARENTS"] = request.getfixturevalue("gateway_parents")
     if "trusted_keys" in request.fixturenames:
         allowed["MODELOPS_TRUSTED_KEYS_DIR"] = request.getfixturevalue("trusted_keys")
+    if "audit_log" in request.fixturenames:
+        allowed.update(request.getfixturevalue("audit_log"))
     return allowed
 
 

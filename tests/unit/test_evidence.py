@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from modelops.api.v1alpha1 import ModelBuild, ModelVersion
+from modelops.api.v1alpha1 import ModelBuild, ModelDeployment, ModelVersion, ModelVersionStatus
 from modelops.contract.training import TERMINATION_MESSAGE_LIMIT, TrainResult, unpack
 from modelops.evidence import signature
 from modelops.evidence.signature import SignatureError
 from modelops.resources import modelbuild, trust
 from modelops.resources import modelversion as versions
+from modelops.resources.modeldeployment import select_version
 from modelops.resources.policy import Policy
 from modelops.runtime import serve
 from tests.support.signing import keypair
@@ -204,3 +205,26 @@ def test_the_server_loads_only_files_that_match_the_trusted_signature(
             serve.fetch(uri, digest, bundle, trusted)
     finally:
         card.write_bytes(original)
+
+
+def test_a_rollout_takes_only_versions_a_trusted_key_signed_and_says_why_it_takes_none(signed: Any) -> None:
+    """Keys trusted after a version was approved: it serves no more, and the deployment names it and the reason."""
+    _, _, record, trusted = signed
+    keys = Policy(trusted_keys=tuple(trusted.items()))
+    approved = record.model_copy(deep=True)
+    approved.spec.approval = approved.spec.approval.model_copy(update={"state": "Approved", "by": "alice"})
+    approved.status = ModelVersionStatus(stage="Approved")
+    unsigned = approved.model_copy(deep=True)
+    unsigned.spec.signature, unsigned.spec.version, unsigned.metadata.name = None, 2, "m-v2"
+    md = ModelDeployment.model_validate({"metadata": {"name": "m", "namespace": "ns"}, "spec": {"model": "m"}})
+
+    assert select_version(md, [approved, unsigned], Policy()).version is unsigned, "no key trusted: the latest"
+    chosen = select_version(md, [approved, unsigned], keys)
+    assert chosen.version is approved and chosen.reason == "LatestApproved"
+    refused = select_version(md, [unsigned], keys)
+    assert refused.version is None and refused.reason == "SignatureNotTrusted"
+    assert refused.message == "m-v2: it is not signed (the chart's signing.allowUnsigned is off): it never serves"
+    pinned = ModelDeployment.model_validate(
+        {"metadata": {"name": "m", "namespace": "ns"}, "spec": {"model": "m", "version": 2}}
+    )
+    assert select_version(pinned, [approved, unsigned], keys).message.startswith("spec.version: m-v2: it is not signed")

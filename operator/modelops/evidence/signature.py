@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 #: A signed file's name in the bundle: one plain name in the build's folder, never a path.
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -44,6 +45,14 @@ def key_hint(public_key_pem: bytes) -> str:
     key = serialization.load_pem_public_key(public_key_pem)
     pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(pem).hexdigest()
+
+
+def new_private_key() -> bytes:
+    """A new P-256 signing key (PEM, unencrypted), as `openssl ecparam -name prime256v1 -genkey` makes one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def public_key_of(private_key_pem: bytes) -> bytes:
