@@ -109,16 +109,19 @@ class Demo:
     def condition(self, kind: str, name: str, type_: str) -> str:
         return self.field(kind, name, f'{{.status.conditions[?(@.type=="{type_}")].status}}')
 
-    def modelops(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The `modelops` command as a person types it, shown first, in the demo namespace."""
+    def modelops(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The `modelops` command as a person types it, shown first, in the demo namespace (with `env` exported)."""
         command = ["modelops", *args, "-n", NAMESPACE]
-        console.print(f"  [dim]$ {escape(shlex.join(command))}[/]", highlight=False)
+        exported = "".join(f"{name}=… " for name in env or {})
+        console.print(f"  [dim]$ {escape(exported + shlex.join(command))}[/]", highlight=False)
         done = subprocess.run(
             [sys.executable, "-m", "modelops.cli", *command[1:]],
             capture_output=True,
             text=True,
             timeout=120,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig_path())},
+            env={**os.environ, "KUBECONFIG": str(kubeconfig_path()), **(env or {})},
         )
         if check and done.returncode != 0:
             raise SystemExit(f"{shlex.join(command)} failed: {done.stderr}")
@@ -457,7 +460,8 @@ def what_an_auditor_asks(demo: Demo) -> None:
     show(demo.modelops("card", f"mv/{served}", "--key", str(PUBLIC_KEY)).stdout)
 
     step("18. the audit trail: every decision of the loop, kept in the store (modelops audit)")
-    trail = demo.modelops("audit", f"md/{MODEL}", "--since", "180d", "--log", audit_uri(demo)).stdout
+    keys = demo.cluster.object_store().env()  # an auditor's read access to the store
+    trail = demo.modelops("audit", f"md/{MODEL}", "--since", "180d", "--log", audit_uri(demo), env=keys).stdout
     show("\n".join(line[:160] for line in trail.splitlines()))
     demo.mark("audit trail", f"{len(trail.splitlines())} decisions, from the first build to the canary's promotion")
 

@@ -67,6 +67,10 @@ def _version_tree(mv: VersionLineage) -> Tree:
     node.add(f"trainer: {escape(mv.trainer_image or 'unknown image')}")
     node.add(f"estimator: {escape(mv.estimator or 'unknown')} {escape(_params(mv.params))}".rstrip())
     node.add(f"build: {_build_ref(mv.build)}")
+    if mv.signature:
+        node.add(f"signature: {escape(mv.signature)}")
+    if mv.provenance_uri:
+        node.add(f"provenance: {escape(mv.provenance_uri)}")
     for seen in mv.performance:
         node.add(f"performance ({escape(seen.monitor)}): {escape(_performance(seen))}")
     return node

@@ -107,3 +107,10 @@ def test_without_an_audit_uri_nothing_is_kept_and_a_bad_uri_names_the_form() -> 
     assert log.lines.qsize() == 0 and log.flush(timeout=1)
     with pytest.raises(ValueError, match="file:///folder or s3://bucket/prefix"):
         open_store("https://example.com/audit")
+
+
+def test_a_monitors_decisions_go_to_the_trail_of_the_model_its_deployment_serves() -> None:
+    monitor = {"kind": "ModelMonitor", "metadata": {"name": "cancer", "namespace": "team-a"}, "spec": {}}
+    assert audit.record(monitor, "Warning", "DriftDetected", "drift in 3 features", WHEN) is None
+    line = audit.record(monitor, "Warning", "DriftDetected", "drift in 3 features", WHEN, model="cancer")
+    assert line is not None and (line.kind, line.name, line.model) == ("ModelMonitor", "cancer", "cancer")

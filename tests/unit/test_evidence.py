@@ -228,3 +228,41 @@ def test_a_rollout_takes_only_versions_a_trusted_key_signed_and_says_why_it_take
         {"metadata": {"name": "m", "namespace": "ns"}, "spec": {"model": "m", "version": 2}}
     )
     assert select_version(pinned, [approved, unsigned], keys).message.startswith("spec.version: m-v2: it is not signed")
+
+
+def test_a_versions_checks_include_its_signature_once_signing_is_in_play(signed: Any) -> None:
+    _, _, record, trusted = signed
+    unsigned = record.model_copy(deep=True)
+    unsigned.spec.signature = None
+
+    def signature_checks(version: ModelVersion, policy: Policy) -> list[tuple[bool, str]]:
+        return [(c.passed, c.message) for c in versions.checks(version, None, policy) if c.name == "signature"]
+
+    assert signature_checks(unsigned, Policy()) == [], "no key, no signature, nothing asked: no check"
+    assert signature_checks(unsigned, Policy(allow_unsigned=False)) == [
+        (False, "it is not signed (the chart's signing.allowUnsigned is off)")
+    ]
+    assert signature_checks(record, Policy()) == [(True, "signed; not verified, since no key is trusted")]
+    assert signature_checks(record, Policy(trusted_keys=tuple(trusted.items()))) == [
+        (True, "signed by trusted key team-a")
+    ]
+
+
+def test_the_lineage_says_who_signed_the_version_and_where_its_provenance_lies(signed: Any) -> None:
+    from rich.console import Console
+
+    from modelops import lineage_tree
+    from modelops.resources.lineage import version_lineage
+
+    _, _, record, trusted = signed
+    judged = record.model_copy(deep=True)
+    judged.status = ModelVersionStatus(
+        checks=versions.checks(record, None, Policy(trusted_keys=tuple(trusted.items())))
+    )
+    seen = version_lineage(judged, None)
+    assert seen.signature == "signed by trusted key team-a"
+    assert seen.provenance_uri and seen.provenance_uri.endswith("/ns/m/b1/provenance.json")
+    out = Console(width=300, record=True)
+    out.print(lineage_tree._version_tree(seen))
+    text = out.export_text()
+    assert "signature: signed by trusted key team-a" in text and "provenance: file://" in text

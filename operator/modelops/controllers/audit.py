@@ -113,7 +113,10 @@ def open_store(uri: str, env: Mapping[str, str] | None = None) -> Store:
     if parts.scheme == "file":
         return FolderStore(Path(parts.path))
     if parts.scheme == "s3" and parts.netloc:
-        return S3Store(parts.netloc, parts.path, os.environ if env is None else env)
+        env = os.environ if env is None else env
+        if not env.get("AWS_ACCESS_KEY_ID") or not env.get("AWS_SECRET_ACCESS_KEY"):
+            raise ValueError(f"audit URI {uri!r}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for its store")
+        return S3Store(parts.netloc, parts.path, env)
     raise ValueError(f"audit URI {uri!r}: use file:///folder or s3://bucket/prefix")
 
 

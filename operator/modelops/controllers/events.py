@@ -15,10 +15,13 @@ from modelops.resources.events import EventType
 from .audit import AUDIT
 
 
-def tell(obj: Mapping[str, Any], type_: EventType, reason: str, message: str, audit: bool = True) -> None:
+def tell(
+    obj: Mapping[str, Any], type_: EventType, reason: str, message: str, audit: bool = True, model: str | None = None
+) -> None:
     """An Event about `obj`, given as the API returns it (Kopf reads its apiVersion, kind, name and uid), and the
-    same decision as a line of the audit trail (`audit=False` for a copy told on a second object)."""
+    same decision as a line of the model's audit trail (`model` for a kind that does not name it, a monitor;
+    `audit=False` for a copy told on a second object)."""
     kopf.event(cast(kopf.Body, obj), type=type_, reason=reason, message=message)
-    line = audit_record(obj, type_, reason, message, now()) if audit else None
+    line = audit_record(obj, type_, reason, message, now(), model) if audit else None
     if line is not None:
         AUDIT.append(line)

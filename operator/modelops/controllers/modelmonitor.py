@@ -116,8 +116,9 @@ def check(monitor: ModelMonitor, body: dict[str, Any], memo: kopf.Memo) -> None:
         status = rules.retrained(status, created, reason, when) if created else status
     for delivery_of, payload in planned.deliveries:
         outbox.send(webhook.Delivery(url or "", payload, delivery_of))
+    model = deployment["spec"]["model"]
     for type_, reason, message in planned.events:
-        tell(body, type_, reason, message)
+        tell(body, type_, reason, message, model=model)
         tell(deployment, type_, reason, f"{monitor.metadata.name}: {message}", audit=False)
     _export(monitor, judgement, planned.raised)
     kube.write_status(monitor, monitor.status, status)
@@ -199,12 +200,12 @@ def _retrain(
         created = kube.create(build)
     except kube.Refused as error:
         memo.retrain_refused = when
-        tell(body, "Warning", "RetrainRefused", f"spec.retrain.template: {error}")
+        tell(body, "Warning", "RetrainRefused", f"spec.retrain.template: {error}", model=build["spec"]["model"])
         return None
     if created is None:
         return None
     RETRAINS.labels(monitor.metadata.namespace, monitor.metadata.name).inc()
-    tell(body, "Normal", "Retraining", f"created ModelBuild {name}: {reason}")
+    tell(body, "Normal", "Retraining", f"created ModelBuild {name}: {reason}", model=build["spec"]["model"])
     return name
 
 

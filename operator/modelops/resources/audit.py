@@ -51,12 +51,17 @@ class AuditRecord(BaseModel):
 
 
 def record(
-    obj: Mapping[str, Any], type_: EventType, reason: str, message: str, when: dt.datetime
+    obj: Mapping[str, Any],
+    type_: EventType,
+    reason: str,
+    message: str,
+    when: dt.datetime,
+    model: str | None = None,
 ) -> AuditRecord | None:
-    """The audit line of an Event about `obj` (as the API returns it), or None when the Event is no decision or
-    the object names no model."""
+    """The audit line of an Event about `obj` (as the API returns it) and its model (by default the one its spec
+    names), or None when the Event is no decision or there is no model."""
     metadata, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-    model = spec.get("model")
+    model = model or spec.get("model")
     if reason in NOT_DECISIONS or not isinstance(model, str):
         return None
     return AuditRecord(

@@ -84,6 +84,9 @@ class VersionLineage:
     estimator: str | None = None
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     build: BuildRef | None = None
+    #: The operator's check of its signature (e.g. "signed by trusted key team-a"), and where its provenance lies.
+    signature: str | None = None
+    provenance_uri: str | None = None
     #: While it serves: what each monitor of its deployment found it worth.
     performance: list[PerformanceSeen] = dataclasses.field(default_factory=list)
 
@@ -195,7 +198,15 @@ def version_lineage(version: ModelVersion, build: ModelBuild | None, track: Trac
             exists=build is not None,
             phase=build.status.phase if build is not None and build.status else None,
         ),
+        signature=_signature_of(version),
+        provenance_uri=spec.provenance.uri if spec.provenance else None,
     )
+
+
+def _signature_of(version: ModelVersion) -> str | None:
+    checks = (version.status.checks if version.status else None) or []
+    said = next((c.message for c in checks if c.name == "signature"), None)
+    return said or ("signed, not checked yet" if version.spec.signature else None)
 
 
 def missing_version(name: str, track: Track | None = None, number: int | None = None) -> VersionLineage:

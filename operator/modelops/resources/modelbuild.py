@@ -28,6 +28,8 @@ from modelops.contract.training import (
     TrainResult,
     unpack,
 )
+from modelops.evidence import signature
+from modelops.evidence.provenance import PROVENANCE_FILE
 
 from . import meta, podstate, security
 from .conditions import kstatus, set_condition
@@ -337,8 +339,8 @@ def result_problem(build: ModelBuild, result: TrainResult) -> str | None:
         return "the trainer's baselineDigest is not a sha256 digest"
     if result.signature is not None:
         try:
-            unpack(result.signature)
-        except ValueError as error:
+            signature.listed(unpack(result.signature))
+        except ValueError as error:  # SignatureError is one
             return f"the trainer's signature is not a bundle: {error}"
     elif build.spec.signing:
         return "spec.signing names a key, but the trainer signed nothing"
@@ -396,8 +398,10 @@ def model_version(build: ModelBuild, result: TrainResult, number: int, default_i
     if result.features:
         body["features"] = [f.model_dump(by_alias=True) for f in result.features]
     if result.signature:
-        folder = version_folder(build)
-        body["signature"] = {"uri": f"{folder}/{SIGNATURE_FILE}", "bundle": unpack(result.signature)}
+        folder, bundle = version_folder(build), unpack(result.signature)
+        body["signature"] = {"uri": f"{folder}/{SIGNATURE_FILE}", "bundle": bundle}
+        if provenance := signature.listed(bundle).get(PROVENANCE_FILE):
+            body["provenance"] = {"uri": f"{folder}/{PROVENANCE_FILE}", "digest": provenance}
     if spec.model_card:
         body["modelCard"] = spec.model_card.to_api()
     return {

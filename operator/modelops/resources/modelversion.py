@@ -26,7 +26,8 @@ def checks(version: ModelVersion, champion: ModelVersion | None, trusted: Policy
     the primary metric."""
     spec = version.spec
     policy = spec.validation
-    results: list[CheckResult] = [signature_check(version, trusted)] if trusted.trusted_keys or spec.signature else []
+    signing = spec.signature is not None or bool(trusted.trusted_keys) or not trusted.unsigned_allowed()
+    results: list[CheckResult] = [signature_check(version, trusted)] if signing else []
     for bar in (policy.thresholds if policy else None) or []:
         value = spec.metrics.get(bar.metric)
         if value is None:
@@ -69,17 +70,8 @@ def checks(version: ModelVersion, champion: ModelVersion | None, trusted: Policy
 
 def signature_check(version: ModelVersion, policy: Policy) -> CheckResult:
     """Whether a trusted key signed the version's record (the operator's check of what the build signed)."""
-    if version.spec.signature is not None and not policy.trusted_keys:
-        return CheckResult(name="signature", passed=True, message="signed; not verified, since no key is trusted")
-    why = trust.problem(version, policy)
-    if why is not None:
-        return CheckResult(name="signature", passed=False, message=why.removeprefix(f"{version.metadata.name}: "))
-    if version.spec.signature is None:
-        return CheckResult(
-            name="signature", passed=True, message="unsigned; the administrator allows unsigned versions"
-        )
-    key = trust.signed(version, policy).key
-    return CheckResult(name="signature", passed=True, message=f"signed by trusted key {key}")
+    passed, message = trust.verdict(version, policy)
+    return CheckResult(name="signature", passed=passed, message=message)
 
 
 def _shown(value: float, bounds: tuple[float | None, ...]) -> str:

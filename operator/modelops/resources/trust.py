@@ -51,32 +51,40 @@ def signed(version: ModelVersion, policy: Policy) -> Signed:
     if record is None:
         raise SignatureError("it is not signed")
     vouched = _verified(record.bundle, policy.trusted_keys)
-    expected = {
+    provenance = version.spec.provenance
+    recorded = {
         MODEL_FILE: version.spec.artifact.digest,
         BASELINE_FILE: version.spec.baseline_digest,
         CARD_FILE: card_digest(version),
-        PROVENANCE_FILE: vouched.files.get(PROVENANCE_FILE),
+        PROVENANCE_FILE: provenance.digest if provenance else None,
     }
-    for name, digest in expected.items():
-        if digest is None or vouched.files.get(name) is None:
+    for name, digest in recorded.items():
+        if name not in vouched.files:
             raise SignatureError(f"the signature does not cover {name}")
         if vouched.files[name] != digest:
-            raise SignatureError(f"{name} was signed as {vouched.files[name]}, the version records {digest}")
+            records = digest or "none"
+            raise SignatureError(f"{name} was signed as {vouched.files[name]}, the version records {records}")
     return vouched
+
+
+def verdict(version: ModelVersion, policy: Policy) -> tuple[bool, str]:
+    """Whether the version may serve as far as trust goes, and why, for people."""
+    if version.spec.signature is None:
+        if policy.unsigned_allowed():
+            return True, "unsigned; the administrator allows unsigned versions"
+        return False, "it is not signed (the chart's signing.allowUnsigned is off)"
+    if not policy.trusted_keys:
+        return True, "signed; not verified, since no key is trusted"
+    try:
+        return True, f"signed by trusted key {signed(version, policy).key}"
+    except SignatureError as error:
+        return False, str(error)
 
 
 def problem(version: ModelVersion, policy: Policy) -> str | None:
     """Why the version may not serve for want of trust, naming it; None when it may."""
-    if version.spec.signature is None and policy.unsigned_allowed():
-        return None
-    if version.spec.signature is not None and not policy.trusted_keys:
-        return None  # nothing to verify against: the administrator enforces no signatures
-    try:
-        signed(version, policy)
-    except SignatureError as error:
-        refused = " (the chart's signing.allowUnsigned is off)" if version.spec.signature is None else ""
-        return f"{version.metadata.name}: {error}{refused}"
-    return None
+    trusted, why = verdict(version, policy)
+    return None if trusted else f"{version.metadata.name}: {why}"
 
 
 @functools.lru_cache(maxsize=256)

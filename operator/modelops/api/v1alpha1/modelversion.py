@@ -34,6 +34,13 @@ class SignatureRef(ApiModel):
     )
 
 
+class ProvenanceRef(ApiModel):
+    """The build's provenance (an in-toto statement, SLSA provenance v1), covered by the signature."""
+
+    uri: StorageUri = Field(description="Where `provenance.json` lies, beside the model file.")
+    digest: Digest = Field(description="Its `sha256:` digest, as the signature lists it.")
+
+
 class FeatureSpec(ApiModel):
     """An input the model expects."""
 
@@ -121,6 +128,7 @@ class ModelVersionSpec(ApiModel):
                     "validation",
                     "features",
                     "signature",
+                    "provenance",
                     "modelCard",
                 )
             ),
@@ -143,6 +151,7 @@ class ModelVersionSpec(ApiModel):
     lineage: Lineage | None = _record("Where the version came from.", default=None)
     validation: ValidationPolicy | None = _record("What the version is checked against.", default=None)
     signature: SignatureRef | None = _record("The model signature made at build, when the build signs.", default=None)
+    provenance: ProvenanceRef | None = _record("How the model was made, when the build signs.", default=None)
     model_card: ModelCardSpec | None = _record(
         "What the build declared for the model card (the card's other facts are the record's own).", default=None
     )
