@@ -38,6 +38,24 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
 # (kind, edit, what the error must say) — each names the field and the rule.
 INVALID: list[tuple[str, str, Callable[[dict], None], list[str]]] = [
     ("wrong type", "ModelBuild", _set("model", 5), ["spec.model", "must be of type string"]),
+    (
+        "slice by values and a range",
+        "ModelBuild",
+        _set("evaluation.slices", [{"name": "big", "column": "mean radius", "values": ["1"], "min": 10}]),
+        ["spec.evaluation.slices[0].values", "set values, or min and/or max, not both"],
+    ),
+    (
+        "too many slices",
+        "ModelBuild",
+        _set("evaluation.slices", [{"name": f"s{i}", "column": "mean radius", "min": i} for i in range(6)]),
+        ["spec.evaluation.slices", "must have at most 5 items"],
+    ),
+    (
+        "signing key without a key name",
+        "ModelBuild",
+        _set("signing", {"keySecretRef": {"name": "model-signing"}}),
+        ["spec.signing.keySecretRef.key", "Required value"],
+    ),
     ("required", "ModelBuild", _set("task", None), ["spec.task", "Required value"]),
     ("enum", "ModelBuild", _set("task", "clustering"), ["spec.task", "Unsupported value", "classification"]),
     ("uri scheme", "ModelBuild", _set("dataset.uri", "ftp://host/x.csv"), ["spec.dataset.uri", "should match"]),

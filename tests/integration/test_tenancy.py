@@ -58,7 +58,9 @@ def watching(deployment: str, **spec: Any) -> dict[str, Any]:
 
 
 def example_monitor() -> dict[str, Any]:
+    """The example monitor, its retraining unsigned: the tenant role reads no signing key (a test below asks)."""
     (monitor,) = yaml.safe_load_all((ROOT / "examples" / "03-modelmonitor.yaml").read_text())
+    del monitor["spec"]["retrain"]["template"]["signing"]
     return monitor
 
 
@@ -583,6 +585,11 @@ def test_a_build_cannot_borrow_rights_its_author_lacks(kubectl: Kubectl, mallory
         with_secret,
         "the trainer would read Secret db-creds, modelops-storage, and mallory may not read all of it",
     )
+    # The team's signing key: her trainer's code could read the mounted key and sign anything with it.
+    kubectl.run("create", "secret", "generic", "model-signing", "--from-literal=key.pem=x")
+    signing = build("borrow-key")
+    signing["spec"]["signing"] = {"keySecretRef": {"name": "model-signing", "key": "key.pem"}}
+    refused(mallory, signing, "the trainer would read Secret modelops-storage, model-signing, and mallory may not")
     retraining = example_monitor()
     retraining["spec"]["retrain"]["template"]["trainer"]["serviceAccountName"] = "deployer"
     refused(mallory, retraining, "spec.retrain.template.trainer.serviceAccountName")
@@ -592,6 +599,6 @@ def test_a_build_cannot_borrow_rights_its_author_lacks(kubectl: Kubectl, mallory
 
     # Somebody who may create pods in the namespace may do all of it anyway: nothing is refused them.
     kubectl.run("create", "rolebinding", "dev-edits", "--clusterrole=edit", "--user=dev")
-    for document in (as_deployer, with_secret, retraining, serving):
+    for document in (as_deployer, with_secret, signing, retraining, serving):
         done = kubectl.as_user("dev").apply(document, "--dry-run=server", check=False)
         assert done.returncode == 0, done.stderr

@@ -41,7 +41,14 @@ def build(artifacts: str) -> ModelBuild:
                 "trainer": {
                     "estimator": {"className": "sklearn.linear_model.LogisticRegression", "params": {"C": 1.0}}
                 },
-                "evaluation": {"thresholds": [{"metric": "accuracy", "min": 0.8}]},
+                "evaluation": {
+                    "testSize": 0.5,
+                    "thresholds": [{"metric": "accuracy", "min": 0.8}],
+                    "slices": [
+                        {"name": "long-petals", "column": "petal length (cm)", "min": 2.5},
+                        {"name": "nobody", "column": "petal length (cm)", "values": ["no such length"]},
+                    ],
+                },
                 "artifacts": {"uri": artifacts},
                 "signing": {"keySecretRef": {"name": "signing", "key": "key.pem"}},
                 "modelCard": {"intendedUse": "Sorting iris flowers", "limitations": ["Three species only"]},
@@ -137,11 +144,18 @@ def test_the_signed_card_is_the_one_the_record_rebuilds(signed: Any) -> None:
         "useCases": ["Sorting iris flowers"],
         "technicalLimitations": ["Three species only"],
     }
-    measured = {m["type"]: float(m["value"]) for m in model["modelCard"]["quantitativeAnalysis"]["performanceMetrics"]}
+    reported = model["modelCard"]["quantitativeAnalysis"]["performanceMetrics"]
+    measured = {m["type"]: float(m["value"]) for m in reported if m["slice"] == "holdout"}
     assert measured == result.metrics
     assert {"name": "modelops:threshold:accuracy", "value": "min 0.8"} in model["properties"]
     assert dataset["hashes"][0]["content"] in result.dataset_digest
     assert signature.sha256((folder / "model-card.json").read_bytes()) == trust.card_digest(record)
+    by_slice = {(m["slice"], m["type"]) for m in model["modelCard"]["quantitativeAnalysis"]["performanceMetrics"]}
+    assert ("long-petals", "accuracy") in by_slice and not any(part == "nobody" for part, _ in by_slice)
+    assert record.spec.slice_metrics == result.slice_metrics
+    assert result.slice_metrics and result.slice_metrics["nobody"] == {}, "too few rows: no metric"
+    assert set(result.slice_metrics["long-petals"]) <= set(result.metrics)
+    assert {"accuracy", "f1"} <= set(result.slice_metrics["long-petals"])
 
 
 def test_a_version_serves_only_when_a_trusted_key_signed_exactly_its_record(signed: Any, tmp_path: Path) -> None:

@@ -143,3 +143,23 @@ def test_a_library_error_quoting_data_is_masked(tmp_path: Path) -> None:
     )
     assert code == USER_ERROR_EXIT_CODE and "could not convert string to float: <redacted>" in result.error
     assert "@example.org" not in logged + result.error
+
+
+def test_a_slice_that_cannot_select_rows_names_its_field() -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from modelops.contract.training import Slice
+    from modelops.runtime.evaluation import EvaluationError, by_slice
+
+    frame = pd.DataFrame({"age": range(40), "site": ["a", "b"] * 20})
+    labels = pd.Series([0, 1] * 20)
+    model = DummyClassifier().fit(frame, labels)
+    hashed = Slice(name="site-a", column="site", values=["a"])
+    with pytest.raises(EvaluationError, match=r"evaluation.slices\[site-a\].column: 'site' is hashed"):
+        by_slice("classification", model, frame, labels, None, [hashed], ["site"])
+    with pytest.raises(EvaluationError, match=r"evaluation.slices\[x\].column: 'zip' is not a feature"):
+        by_slice("classification", model, frame, labels, None, [Slice(name="x", column="zip", min=1)], [])
+    young = Slice(name="young", column="age", max=20)
+    few = Slice(name="few", column="age", min=30)
+    measured = by_slice("classification", model, frame, labels, ["accuracy"], [young, few], [])
+    assert measured == {"young": {"accuracy": 0.5}, "few": {}}

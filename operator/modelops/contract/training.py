@@ -70,6 +70,18 @@ class Column(_Wire):
     max_null_fraction: float = 0.0
 
 
+#: The fewest held-out rows a slice's metrics are computed on.
+MIN_SLICE_ROWS = 20
+
+
+class Slice(_Wire):
+    name: str
+    column: str
+    values: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
 class Threshold(_Wire):
     metric: str
     min: float | None = None
@@ -97,6 +109,7 @@ class TrainConfig(_Wire):
     metrics: list[str] | None = None
     calibration: Calibration = DEFAULT_CALIBRATION
     thresholds: list[Threshold] = Field(default_factory=list)
+    slices: list[Slice] = Field(default_factory=list)
     #: What the model card says the model is for and where it falls short, as the build declares.
     intended_use: str | None = None
     limitations: list[str] = Field(default_factory=list)
@@ -131,6 +144,8 @@ class TrainResult(_Wire):
     baseline_digest: str | None = None
     dataset_digest: str | None = None
     metrics: dict[str, float] | None = None
+    #: Held-out metrics per declared slice (a slice with too few rows has none).
+    slice_metrics: dict[str, dict[str, float]] | None = None
     rows: int | None = None
     features: list[Feature] | None = None
     #: Columns that look personal and that no privacy rule covers.

@@ -33,6 +33,8 @@ class CardFacts:
     estimator: str
     parameters: Mapping[str, Any]
     metrics: Mapping[str, float]
+    #: Held-out metrics per declared slice (empty for a slice with too few rows).
+    slices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     thresholds: Sequence[Threshold] = ()
     intended_use: str | None = None
     limitations: Sequence[str] = ()
@@ -70,8 +72,9 @@ def cyclonedx(facts: CardFacts) -> dict[str, Any]:
             },
             "quantitativeAnalysis": {
                 "performanceMetrics": [
-                    {"type": name, "value": repr(float(value)), "slice": "holdout"}
-                    for name, value in sorted(facts.metrics.items())
+                    {"type": name, "value": repr(float(value)), "slice": part}
+                    for part, measured in (("holdout", facts.metrics), *sorted(facts.slices.items()))
+                    for name, value in sorted(measured.items())
                 ]
             },
             **({"considerations": considerations} if considerations else {}),

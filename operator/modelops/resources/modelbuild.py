@@ -23,6 +23,7 @@ from modelops.contract.training import (
     USER_ERROR_EXIT_CODE,
     Column,
     PersonalColumn,
+    Slice,
     Threshold,
     TrainConfig,
     TrainResult,
@@ -73,6 +74,7 @@ def train_config(build: ModelBuild, default_image: str = "") -> TrainConfig:
         thresholds=[
             Threshold(metric=t.metric, min=t.min, max=t.max) for t in (evaluation and evaluation.thresholds) or []
         ],
+        slices=[Slice.model_validate(s.model_dump()) for s in (evaluation and evaluation.slices) or []],
         intended_use=card.intended_use if card else None,
         limitations=(card.limitations if card else None) or [],
         build_uid=build.metadata.uid or "",
@@ -391,6 +393,8 @@ def model_version(build: ModelBuild, result: TrainResult, number: int, default_i
         "validation": validation,
         "approval": {"state": "Pending"},
     }
+    if result.slice_metrics is not None:
+        body["sliceMetrics"] = result.slice_metrics
     if result.baseline_uri:
         body["baselineUri"] = result.baseline_uri
     if result.baseline_digest:

@@ -153,6 +153,11 @@ def markdown(shown: CardView) -> str:
         "|---|---|---|",
         *(f"| {m} | {v:.4g} | {_bar(bars.get(m))} |" for m, v in sorted(facts.metrics.items())),
         "",
+        *(
+            ["## Metrics by slice of the holdout", "", *map(_slice, sorted(facts.slices.items())), ""]
+            if facts.slices
+            else []
+        ),
         "## Approval and serving (from the cluster, not signed)",
         "",
         f"- Stage: {shown.stage or 'not judged yet'}",
@@ -165,6 +170,12 @@ def markdown(shown: CardView) -> str:
         f"**Signature:** {shown.signature}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _slice(item: tuple[str, Mapping[str, float]]) -> str:
+    name, measured = item
+    said = ", ".join(f"{m} {v:.4g}" for m, v in sorted(measured.items())) or "too few rows to measure"
+    return f"- {name}: {said}"
 
 
 def _parameters(parameters: Mapping[str, Any]) -> str:

@@ -35,6 +35,7 @@ def card_facts(version: ModelVersion) -> CardFacts:
         estimator=(lineage.estimator if lineage else None) or "",
         parameters=(lineage.parameters if lineage else None) or {},
         metrics=spec.metrics,
+        slices=spec.slice_metrics or {},
         thresholds=[Threshold(metric=t.metric, min=t.min, max=t.max) for t in thresholds],
         intended_use=declared.intended_use if declared else None,
         limitations=(declared.limitations if declared else None) or [],

@@ -23,6 +23,7 @@ from modelops.contract.training import (
     SALT_ENV,
     SIGNATURE_FILE,
     SIGNING_KEY_ENV,
+    TERMINATION_MESSAGE_LIMIT,
     USER_ERROR_EXIT_CODE,
     Feature,
     TrainConfig,
@@ -92,6 +93,9 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
         log.info("calibrated the probabilities (%s) on %d held-out rows", config.calibration, len(x_calibrate))
     metrics = evaluation.evaluate(config.task, model, x_test, y_test, config.metrics)
     log.info("held-out metrics: %s", metrics)
+    sliced = evaluation.by_slice(config.task, model, x_test, y_test, config.metrics, config.slices, config.hash)
+    for name, measured in sliced.items():
+        log.info("held-out metrics of slice %s: %s", name, measured or "none (too few rows)")
 
     stats = baseline(x, types, model.predict(x), config.task)
     metadata = {
@@ -111,7 +115,7 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
         )
         bundle = None
         if key:
-            bundle = sign(config, folder, key, artifact_digest, digest, metrics, started_at)
+            bundle = sign(config, folder, key, artifact_digest, digest, metrics, sliced, started_at)
             (Path(tmp) / SIGNATURE_FILE).write_text(bundle)
         artifact.upload(
             [*sorted(folder.iterdir()), *([Path(tmp) / SIGNATURE_FILE] if bundle else [])], config.artifacts_folder
@@ -124,7 +128,7 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
         ", signed" if bundle else "",
         time.monotonic() - started,
     )
-    return TrainResult(
+    result = TrainResult(
         ok=True,
         artifact_uri=uri,
         artifact_digest=artifact_digest,
@@ -132,11 +136,18 @@ def train(config: TrainConfig, salt: bytes | None) -> TrainResult:
         baseline_digest=baseline_digest,
         dataset_digest=digest,
         metrics=metrics,
+        slice_metrics=sliced or None,
         rows=len(frame),
         features=[Feature.model_validate({"name": c, "type": t}) for c, t in types.items()],
         unprotected=unprotected[:MAX_NAMED] or None,
         signature=pack(bundle) if bundle else None,
     )
+    if len(result.to_message().encode()) > TERMINATION_MESSAGE_LIMIT:
+        raise TrainingError(
+            f"the result is larger than the trainer's {TERMINATION_MESSAGE_LIMIT}-byte answer: declare fewer "
+            "evaluation.slices or evaluation.metrics, or shorter slice names"
+        )
+    return result
 
 
 def sign(
@@ -146,10 +157,11 @@ def sign(
     artifact_digest: str,
     dataset_digest: str,
     metrics: dict[str, float],
+    sliced: dict[str, dict[str, float]],
     started_at: datetime.datetime,
 ) -> str:
     """Write the model card and the provenance into the folder, sign the whole folder, and return the bundle."""
-    facts = card_facts(config, artifact_digest, dataset_digest, metrics)
+    facts = card_facts(config, artifact_digest, dataset_digest, metrics, sliced)
     (folder / CARD_FILE).write_bytes(card.canonical(card.cyclonedx(facts)))
     build = provenance.BuildFacts(
         namespace=config.namespace,
@@ -180,7 +192,13 @@ def sign(
         raise TrainingError(f"cannot sign with the key in spec.signing.keySecretRef: {type(error).__name__}") from None
 
 
-def card_facts(config: TrainConfig, artifact_digest: str, dataset_digest: str, metrics: dict[str, float]) -> CardFacts:
+def card_facts(
+    config: TrainConfig,
+    artifact_digest: str,
+    dataset_digest: str,
+    metrics: dict[str, float],
+    sliced: dict[str, dict[str, float]],
+) -> CardFacts:
     return CardFacts(
         model=config.model,
         namespace=config.namespace,
@@ -192,6 +210,7 @@ def card_facts(config: TrainConfig, artifact_digest: str, dataset_digest: str, m
         estimator=config.estimator or config.function or "",
         parameters=config.params,
         metrics=metrics,
+        slices=sliced,
         thresholds=config.thresholds,
         intended_use=config.intended_use,
         limitations=config.limitations,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field
 
 from modelops.contract.serving import ColumnType
-from modelops.contract.training import DEFAULT_CALIBRATION, Calibration, MetricName, Task
+from modelops.contract.training import DEFAULT_CALIBRATION, MIN_SLICE_ROWS, Calibration, MetricName, Task
 
 from .common import (
     ApiModel,
@@ -187,6 +187,36 @@ class ThresholdSpec(ApiModel):
     max: float | None = Field(default=None, description="Largest acceptable value.")
 
 
+#: Slices a build may declare: each adds a line of metrics to the trainer's 4 KB answer and to the record.
+MAX_SLICES = 5
+
+
+class SliceSpec(ApiModel):
+    """A part of the held-out rows the model card reports separately (e.g. one site, one age band)."""
+
+    model_config = {
+        "json_schema_extra": rules(
+            cel(
+                "has(self.values) != (has(self.min) || has(self.max))",
+                "set values, or min and/or max, not both",
+                field_path=".values",
+                reason="FieldValueInvalid",
+            ),
+            cel("!has(self.min) || !has(self.max) || self.min < self.max", "min must be below max", field_path=".min"),
+        )
+    }
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)] = Field(
+        description="The slice's name in the card and the record."
+    )
+    column: str = Field(min_length=1, max_length=256, description="The column that selects the rows (a feature).")
+    values: list[Annotated[str, Field(max_length=256)]] | None = Field(
+        default=None, min_length=1, max_length=20, description="Rows whose column is one of these (as text)."
+    )
+    min: float | None = Field(default=None, description="Rows whose column is at least this.")
+    max: float | None = Field(default=None, description="Rows whose column is below this.")
+
+
 class EvaluationSpec(ApiModel):
     """How the model is evaluated on held-out data and what it must reach."""
 
@@ -211,6 +241,13 @@ class EvaluationSpec(ApiModel):
         default=0.0,
         ge=0,
         description="How much worse than the current champion on the primary metric a new version may be.",
+    )
+    slices: list[SliceSpec] | None = Field(
+        default=None,
+        max_length=MAX_SLICES,
+        description="Parts of the held-out rows whose metrics the model card reports beside the whole; a slice with "
+        f"fewer than {MIN_SLICE_ROWS} rows reports none (too few to say anything, and to protect who is in it).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     calibration: Calibration = Field(
         default=DEFAULT_CALIBRATION,

@@ -130,6 +130,7 @@ class ModelVersionSpec(ApiModel):
                     "signature",
                     "provenance",
                     "modelCard",
+                    "sliceMetrics",
                 )
             ),
         )
@@ -141,6 +142,9 @@ class ModelVersionSpec(ApiModel):
     framework: Literal["sklearn"] = _record("The framework that loads the artifact.", default="sklearn")
     artifact: ArtifactRef = _record("The exported model.")
     metrics: dict[str, float] = _record("Held-out metrics.")
+    slice_metrics: dict[str, dict[str, float]] | None = _record(
+        "Held-out metrics per slice the build declared (none for a slice with too few rows).", default=None
+    )
     features: list[FeatureSpec] | None = _record("The model's inputs, in order.", default=None)
     baseline_uri: StorageUri | None = _record(
         "Baseline statistics of the training data, for people and batch jobs (the servers carry the same baseline "
