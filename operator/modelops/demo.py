@@ -4,8 +4,9 @@ A control plane and a real node, the API, the image built from the Dockerfile, a
 `helm install` from it; then examples/, every pod a container: a build, its validated version, an approval (a
 non-approver is refused), serving through the Service, monitoring; drift on shifted traffic raises an alert (condition,
 Events, a webhook) and starts a retraining; the model's accuracy is estimated without labels, then realized from labels
-posted later; its version is approved and rolled out as a canary under traffic until promoted. A summary of what
-happened, with times, ends it.
+posted later; its version is approved and rolled out as a canary under traffic until promoted. Every build signs
+with the namespace's key; the end answers an auditor: the served model's files verified by the model-signing library,
+its model card, the audit trail. A summary of what happened, with times, ends it.
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def test_a_shadow_failing_every_request_changes_nothing_for_callers_and_is_rolle
         rollout = rolled_back(kubectl)
         eventually(lambda: kubectl.run("get", "deployment", "cancer-shadow", check=False).returncode != 0, what="gone")
 
-    assert callers.failed == 0 and callers.answered > 40, (callers.answered, callers.failed)
+    assert callers.failed == 0 and callers.answered > 40, (callers.answered, callers.failures)
     assert set(callers.versions) == {"1"}
     error_rate = gates(rollout["lastDecision"])["errorRate"]
     assert error_rate["verdict"] == "Fail" and error_rate["value"] == 1 and error_rate["samples"] >= 40

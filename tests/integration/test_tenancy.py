@@ -583,13 +583,13 @@ def test_a_build_cannot_borrow_rights_its_author_lacks(kubectl: Kubectl, mallory
     refused(
         mallory,
         with_secret,
-        "the trainer would read Secret db-creds, modelops-storage, and mallory may not read all of it",
+        "spec.dataset.credentialsSecret: the trainer would read Secret db-creds, and mallory may not read it",
     )
     # The team's signing key: her trainer's code could read the mounted key and sign anything with it.
     kubectl.run("create", "secret", "generic", "model-signing", "--from-literal=key.pem=x")
     signing = build("borrow-key")
     signing["spec"]["signing"] = {"keySecretRef": {"name": "model-signing", "key": "key.pem"}}
-    refused(mallory, signing, "the trainer would read Secret modelops-storage, model-signing, and mallory may not")
+    refused(mallory, signing, "spec.signing.keySecretRef: the trainer would read Secret model-signing, and mallory")
     retraining = example_monitor()
     retraining["spec"]["retrain"]["template"]["trainer"]["serviceAccountName"] = "deployer"
     refused(mallory, retraining, "spec.retrain.template.trainer.serviceAccountName")

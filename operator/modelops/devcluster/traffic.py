@@ -25,6 +25,8 @@ class Traffic:
         self.answered = 0
         self.failed = 0
         self.versions: collections.Counter[str] = collections.Counter()
+        #: Why requests failed: the client's error, or the HTTP status.
+        self.failures: collections.Counter[str] = collections.Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -34,14 +36,16 @@ class Traffic:
             while not self._stop.is_set():
                 try:
                     answer = client.post(f"{self.url}/predict", json={"records": next(self.batches)})
-                except httpx.HTTPError:
+                except httpx.HTTPError as error:
                     self.failed += 1
+                    self.failures[type(error).__name__] += 1
                 else:
                     if answer.is_success:
                         self.answered += 1
                         self.versions[str(answer.json().get("version"))] += 1
                     else:
                         self.failed += 1
+                        self.failures[f"HTTP {answer.status_code}"] += 1
                 self._stop.wait(self.pause)
 
     def __enter__(self) -> Traffic:

@@ -22,8 +22,9 @@ SERVER = "server"
 SHADOW = "shadow"
 TRACK_LABEL = "modelops.io/track"
 HTTP_PORT = 80
-#: How long a server that is told to stop keeps answering first (kube-proxy's rules catch up well within it).
-DRAIN_SECONDS = 5
+#: How long a server that is told to stop keeps answering first, so that every node's kube-proxy drops it from the
+#: Service's rules before it stops (5 s once proved too short on a busy 2-core node: 2 callers of 345 failed).
+DRAIN_SECONDS = 10
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 HTTPROUTE = (f"{GATEWAY_GROUP}/v1", "HTTPRoute")
 #: The server Deployments of a ModelDeployment: a shadow step runs the canary version as `shadow`.
