@@ -280,3 +280,16 @@ def test_the_lineage_says_who_signed_the_version_and_where_its_provenance_lies(s
     out.print(lineage_tree._version_tree(seen))
     text = out.export_text()
     assert "signature: signed by trusted key team-a" in text and "provenance: file://" in text
+
+
+def test_the_operator_reads_its_trusted_keys_and_will_not_start_on_one_that_is_no_key(tmp_path: Path) -> None:
+    from modelops.controllers.config import trusted_keys
+
+    _, public = keypair(tmp_path, "team-a")
+    (tmp_path / "team-a.pem").write_bytes(public)
+    (tmp_path / "broken.pem").write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(SystemExit, match=r"signing\.trustedKeys\.broken: not a PEM public key"):
+        trusted_keys(str(tmp_path))
+    (tmp_path / "broken.pem").unlink()
+    assert trusted_keys(str(tmp_path)) == (("team-a", public),)
+    assert trusted_keys("") == () and trusted_keys(str(tmp_path / "absent")) == ()

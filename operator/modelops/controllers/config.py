@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from modelops import __version__
+from modelops.evidence.signature import key_hint
 from modelops.resources.modeldeployment import ServerSettings
 from modelops.resources.policy import Policy, parse_list
 
@@ -22,9 +23,16 @@ TRUSTED_KEYS_DIR = os.environ.get("MODELOPS_TRUSTED_KEYS_DIR", "")
 
 
 def trusted_keys(folder: str) -> tuple[tuple[str, bytes], ...]:
+    """The keys in the chart's folder; a file that is no public key stops the operator at start, naming it."""
     if not folder or not Path(folder).is_dir():
         return ()
-    return tuple((path.stem, path.read_bytes()) for path in sorted(Path(folder).glob("*.pem")))
+    keys = tuple((path.stem, path.read_bytes()) for path in sorted(Path(folder).glob("*.pem")))
+    for name, pem in keys:
+        try:
+            key_hint(pem)
+        except ValueError:
+            raise SystemExit(f"signing.trustedKeys.{name}: not a PEM public key") from None
+    return keys
 
 
 def switch(value: str) -> bool | None:

@@ -1,8 +1,9 @@
 """Whether a version's record is trusted: signed by a key the administrator trusts, over the very files it records.
 
 The operator checks the bundle the ModelVersion records, never a file (it may not read a tenant's store): the
-signature must verify against a trusted key and list the model and baseline with the digests the record gives, and
-the card with the digest of the card the record rebuilds. The server checks the files themselves before loading.
+signature must verify against a trusted key and list the model, the baseline and the provenance with the digests the
+record gives, and the card with the digest of the card the record rebuilds. The server checks the files themselves
+before loading.
 """
 
 from __future__ import annotations
