@@ -258,9 +258,6 @@ def main() -> int:
 
 def prepare_the_namespace(demo: Demo, receiver: AlertReceiver) -> None:
     step(f"4. a fresh namespace {NAMESPACE} enforcing Pod Security restricted; its store's keys; a webhook")
-    # the last demo's monitor first, while the operator may still act there (its finalizer): a namespace's deletion
-    # takes the operator's RoleBinding with it, in no particular order
-    demo.cluster.kubectl(demo.tools, "delete", "mm", "--all", "-n", NAMESPACE, "--wait=true", "--timeout=60s")
     demo.cluster.kubectl(demo.tools, "delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
     demo.kubectl("create", "namespace", NAMESPACE)
     trail = f"{audit_uri(demo)}/{NAMESPACE}"

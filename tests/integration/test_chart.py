@@ -268,7 +268,7 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
     here, status = ("-n", apps), "--subresource=status"
     allowed = [
         ("watch", "modelversions.modelops.io", *here),  # the four kinds: get, list, watch
-        ("patch", "modelmonitors.modelops.io", *here),  # Kopf's finalizer on kinds with timers or daemons
+        ("patch", "modelmonitors.modelops.io", *here),  # to remove the finalizer earlier versions put
         ("create", "modelversions.modelops.io", *here),  # builds record versions, monitors start builds
         ("patch", "modeldeployments.modelops.io", status, *here),
         ("create", "jobs.batch", *here),

@@ -10,7 +10,7 @@ import prometheus_client
 
 from modelops import __version__
 
-from . import argocd, modelbuild, modeldeployment, modelmonitor, modelversion, settings  # noqa: F401  (importing registers the handlers)
+from . import argocd, modelbuild, modeldeployment, modelmonitor, modelversion, settings, spawning  # noqa: F401  (importing registers the handlers)
 from .audit import AUDIT
 from .metrics import OPERATOR_INFO
 
@@ -24,6 +24,7 @@ def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, sta
     OPERATOR_INFO.info({"version": __version__})
     if metrics_port:
         prometheus_client.start_http_server(metrics_port)
+    spawning.without_finalizers(kopf.get_default_registry())
     operator_settings = kopf.OperatorSettings()
     # Watching listed namespaces, the operator has no cluster-wide permission: Kopf must not try to list namespaces
     # or CRDs (it would retry for a minute, then carry on); the kinds it serves are found once, at startup.

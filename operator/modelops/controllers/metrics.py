@@ -129,3 +129,12 @@ def deployment_gone(namespace: str, deployment: str) -> None:
         _gates.pop((namespace, deployment), None)
         for metric in (CANARY_WEIGHT, ROLLOUT_DECISIONS, SERVING_VERSION, GATE_VALUE, GATE_LIMIT):
             metric.remove_by_labels(labels)
+
+
+def monitor_gone(namespace: str, monitor: str) -> None:
+    """Drop a deleted ModelMonitor's series: an alert it raised must not stay active after it."""
+    labels = {"namespace": namespace, "monitor": monitor}
+    with _lock:
+        _performance.pop((namespace, monitor), None)
+        for metric in (DRIFT_SCORE, ALERT_ACTIVE, ERROR_RATE, PERFORMANCE, RETRAINS):
+            metric.remove_by_labels(labels)

@@ -11,7 +11,7 @@ from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelBuild
 from modelops.resources import meta
 from modelops.resources import modelbuild as children
 
-from . import kube
+from . import kube, spawning
 from .config import POLICY, RUNTIME_IMAGE
 from .events import tell
 from .locks import object_lock
@@ -45,7 +45,7 @@ def _trainer_waits(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") in ("Pending", "Running")
 
 
-@kopf.timer(GROUP, VERSION, "modelbuilds", interval=10, idle=5, when=_trainer_waits)
+@kopf.timer(GROUP, VERSION, "modelbuilds", interval=10, idle=5, when=spawning.while_alive(_trainer_waits))
 def pending_tick(body: kopf.Body, **_: Any) -> None:
     """A pod that waits (for a Secret, an image) changes nothing of its Job once the Job counts it active: look at
     it again."""

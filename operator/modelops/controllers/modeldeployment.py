@@ -15,7 +15,7 @@ from modelops.resources import modeldeployment as children
 from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
 
-from . import canary, kube, metrics
+from . import canary, kube, metrics, spawning
 from .config import POLICY, SERVERS
 from .events import tell
 from .locks import object_lock
@@ -42,7 +42,7 @@ def _progressing(status: kopf.Status, **_: Any) -> bool:
     return (status.get("rollout") or {}).get("phase") == "Progressing"
 
 
-@kopf.timer(GROUP, VERSION, "modeldeployments", interval=3, idle=0, when=_progressing)
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=3, idle=0, when=spawning.while_alive(_progressing))
 def canary_tick(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     """The one place a canary step is measured and judged: its window lives in the deployment's memo."""
     reconcile(namespace or "", name, memo)
@@ -52,7 +52,7 @@ def _paused(status: kopf.Status, **_: Any) -> bool:
     return (status.get("rollout") or {}).get("phase") == "Paused"
 
 
-@kopf.timer(GROUP, VERSION, "modeldeployments", interval=30, idle=0, when=_paused)
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=30, idle=0, when=spawning.while_alive(_paused))
 def pause_tick(namespace: str | None, name: str, **_: Any) -> None:
     """A pause nobody answers ends at `inconclusiveTimeout`."""
     reconcile(namespace or "", name)
@@ -74,7 +74,7 @@ def _rolling_out(status: kopf.Status, **_: Any) -> bool:
     return reconciling or (conditions.get("Stalled") or {}).get("reason") == "ServerFailing"
 
 
-@kopf.timer(GROUP, VERSION, "modeldeployments", interval=10, idle=5, when=_rolling_out)
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=10, idle=5, when=spawning.while_alive(_rolling_out))
 def rollout_tick(namespace: str | None, name: str, **_: Any) -> None:
     reconcile(namespace or "", name)
 

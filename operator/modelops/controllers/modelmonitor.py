@@ -24,10 +24,10 @@ from modelops.resources.conditions import now
 from modelops.resources.measure import Scope, Scrape, ServingTotals, counts_over, serving_totals
 from modelops.resources.quality import Served, with_labels_of
 
-from . import kube, pods, prometheus, webhook
+from . import kube, pods, prometheus, spawning, webhook
 from .config import POLICY
 from .events import tell
-from .metrics import ALERT_ACTIVE, DRIFT_SCORE, ERROR_RATE, RETRAINS, monitor_performance
+from .metrics import ALERT_ACTIVE, DRIFT_SCORE, ERROR_RATE, RETRAINS, monitor_gone, monitor_performance
 
 KIND = "ModelMonitor"
 PROMETHEUS_RULE = ("monitoring.coreos.com/v1", "PrometheusRule")
@@ -62,18 +62,22 @@ def rule_wanted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         tell(body, "Warning", "PrometheusRuleRefused", memo.rule_problem)
 
 
-@kopf.daemon(GROUP, VERSION, "modelmonitors", cancellation_timeout=5)
+@kopf.daemon(GROUP, VERSION, "modelmonitors", cancellation_timeout=5, when=spawning.while_alive())
 def watch(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    gone = False
     while not stopped:
         body = kube.get(API_VERSION, KIND, namespace or "", name)
         if body is None:
-            return
+            gone = True
+            break
         monitor = ModelMonitor.model_validate(body)
         try:
             check(monitor, body, memo)
         except Exception as error:  # the daemon must outlive a failed check: report it, try at the next interval
             tell(body, "Warning", "CheckFailed", f"the check failed: {type(error).__name__}")
         stopped.wait(duration_seconds(monitor.spec.interval))
+    if gone or not spawning.alive(memo):  # deleted, not paused or stopping: its alerts end with it
+        monitor_gone(namespace or "", name)
 
 
 def check(monitor: ModelMonitor, body: dict[str, Any], memo: kopf.Memo) -> None:
