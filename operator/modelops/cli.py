@@ -186,12 +186,19 @@ def run(
     ] = None,
     liveness: Annotated[str, typer.Option(help="Liveness endpoint.")] = "http://0.0.0.0:8080/healthz",
     metrics_port: Annotated[int, typer.Option(help="Port of the Prometheus metrics endpoint; 0 disables.")] = 9090,
-    standalone: Annotated[bool, typer.Option(help="Run without peering (no standby replicas).")] = True,
+    leader_elect: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LEASE",
+            help="Work only while holding this Lease in the operator's namespace (POD_NAMESPACE); other replicas "
+            "wait as standbys.",
+        ),
+    ] = None,
 ) -> None:
     """Run the operator."""
     from modelops.controllers.main import run_operator
 
-    run_operator(namespaces=namespace or [], liveness=liveness, metrics_port=metrics_port, standalone=standalone)
+    run_operator(namespaces=namespace or [], liveness=liveness, metrics_port=metrics_port, lease=leader_elect)
 
 
 class Output(StrEnum):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modelops.controllers.leadership import LEADING
 from modelops.devcluster.cluster import kubeconfig_path
 from modelops.devcluster.toolchain import KUBERNETES_VERSION, Toolchain
 from modelops.evidence.signature import public_key_of
@@ -84,9 +85,9 @@ def test_cluster_wide_install_renders_everything(cluster: Toolchain) -> None:
     documents = [d for d in yaml.safe_load_all(text.stdout) if d]
     crds = named(documents, "CustomResourceDefinition")
     assert {name.split(".")[0].strip("/") for name in crds} >= {
-        "modelbuilds", "modelversions", "modeldeployments", "modelmonitors", "kopfpeerings", "clusterkopfpeerings"
+        "modelbuilds", "modelversions", "modeldeployments", "modelmonitors"
     }  # fmt: skip
-    for kind in ("ServiceMonitor", "PrometheusRule", "ValidatingAdmissionPolicy", "ClusterKopfPeering", "Service"):
+    for kind in ("ServiceMonitor", "PrometheusRule", "ValidatingAdmissionPolicy", "Service"):
         assert named(documents, kind), kind
     dashboards = [c for c in named(documents, "ConfigMap").values() if c["metadata"]["name"].endswith("-dashboard")]
     assert json.loads(dashboards[0]["data"]["modelops.json"])["uid"] == "modelops"
@@ -94,7 +95,8 @@ def test_cluster_wide_install_renders_everything(cluster: Toolchain) -> None:
     assert binding["roleRef"]["name"] == "mo-modelops"  # cluster-wide: the operator's rules bound everywhere
     (operator,) = named(documents, "Deployment").values()
     args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--no-standalone" in args and not any(a.startswith("--namespace") for a in args)
+    assert "--leader-elect=mo-modelops" in args and not any(a.startswith("--namespace") for a in args)
+    assert named(documents, "RoleBinding")["default/mo-modelops-leader"]["roleRef"]["name"] == "mo-modelops-leader"
 
 
 def test_trusted_keys_are_files_the_operator_reads_and_the_audit_keys_its_environment(
@@ -126,8 +128,7 @@ def test_listed_namespaces_get_roles_there_only(cluster: Toolchain) -> None:
     bindings = named(documents, "RoleBinding")
     assert set(bindings) == {
         f"{namespace}/mo-modelops{role}" for namespace in ("team-a", "team-b") for role in ("", "-approver")
-    }, "the operator and the approvers, in the listed namespaces only"
-    assert set(named(documents, "KopfPeering")) == {"team-a/modelops", "team-b/modelops"}
+    } | {"modelops/mo-modelops-leader"}, "the operator and the approvers in the listed namespaces, its Lease in its own"
     assert set(named(documents, "ClusterRole")) == {
         f"/mo-modelops{role}" for role in ("", "-approver", "-edit", "-view")
     }  # rules, not grants (the user roles aggregate into Kubernetes' own edit and view)
@@ -222,13 +223,9 @@ def release(
     helm(cluster, "uninstall", name, "-n", kubectl.namespace, "--wait", check=False)
 
 
-RESUMING, PAUSING = "Resuming operations", "Pausing operations"
-
-
-def works(log: str) -> bool:
-    """Whether a replica works now, by Kopf's last word on the peering in its log."""
-    said = [line for line in log.splitlines() if RESUMING in line or PAUSING in line]
-    return bool(said) and RESUMING in said[-1]
+def leads(log: str) -> bool:
+    """Whether a replica has taken the Lease, by its log."""
+    return LEADING in log
 
 
 def can(kubectl: Kubectl, user: str, *request: str) -> bool:
@@ -259,7 +256,6 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
     account = f"{release}-modelops"
     installed = kubectl.get("deployment,serviceaccount,service", "-l", f"app.kubernetes.io/instance={release}")
     assert sorted(i["kind"] for i in installed["items"]) == ["Deployment", "Service", "ServiceAccount"]
-    assert Kubectl(cluster, apps).get("kopfpeering", "modelops")
 
     # What it may and may not do, as the API server's authorizer answers for the chart's ServiceAccount.
     user = f"system:serviceaccount:{kubectl.namespace}:{account}"
@@ -278,7 +274,7 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         ("list", "pods", *here),
         ("get", "secrets/modelops-alerts", *here),
         ("create", "events", *here),
-        ("patch", "kopfpeerings.kopf.dev", *here),
+        ("update", "leases.coordination.k8s.io/" + account, "-n", kubectl.namespace),
         ("patch", "configmaps/argocd-cm", "-n", argocd),
     ]
     refused = [
@@ -299,7 +295,8 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         ("get", "secrets/modelops-alerts", "-n", "default"),
         ("create", "jobs.batch", "-n", "default"),
         ("delete", "events", *here),
-        ("delete", "kopfpeerings.kopf.dev", *here),
+        ("update", "leases.coordination.k8s.io/" + account, *here),  # its Lease lives in its own namespace only
+        ("update", "leases.coordination.k8s.io/kube-controller-manager", "-n", kubectl.namespace),
         ("patch", "configmaps/other", "-n", argocd),
         ("delete", "nodes"),
         ("create", "clusterrolebindings"),
@@ -312,32 +309,27 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
     assert can_in_group(admin, user, "patch", "httproutes", "gateway.networking.k8s.io", apps)
     assert not can_in_group(admin, user, "patch", "gateways", "gateway.networking.k8s.io", apps)
 
-    # The chart's operator pods, as that ServiceAccount, with Kopf peering on, take the examples from a build to a
+    # The chart's operator pods, as that ServiceAccount, one holding the Lease, take the examples from a build to a
     # monitor; then the working one goes, and the standby takes over.
     pods = kubectl.get("pods", "-l", f"app.kubernetes.io/instance={release}")["items"]
     assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods)
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {image}
     run_the_examples(Kubectl(cluster, apps))
     logs = {p["metadata"]["name"]: kubectl.run("logs", p["metadata"]["name"]).stdout for p in pods}
-    # Two replicas starting together may both work for a moment, until each sees the other's entry: what counts is
-    # the last word of each on the peering (CI once saw the later one resume, then pause in favour of the earlier).
-    working = [name for name, log in logs.items() if works(log)]
+    working = [name for name, log in logs.items() if leads(log)]
     assert len(working) == 1, "exactly one replica works"
     (standby,) = set(logs) - set(working)
-    assert "Initial authentication has finished" in kubectl.run("logs", f"deploy/{release}-modelops").stdout
-    peers = lambda: Kubectl(cluster, apps).get("kopfpeering", "modelops").get("status") or {}  # noqa: E731
-    assert len(peers()) == 2, "both replicas in the peering"
+    assert "Initial authentication has finished" in logs[working[0]]
+    assert kubectl.get("lease", account)["spec"]["holderIdentity"].startswith(working[0] + "_")
     kubectl.run("delete", "pod", working[0], "--wait=false")
-    # at once when the working one leaves the peering on its way out; at worst when its entry expires (60 s)
-    eventually(lambda: works(kubectl.run("logs", standby).stdout), timeout=120, what="a takeover")
+    # at once: the working one releases the Lease on its way out
+    eventually(lambda: leads(kubectl.run("logs", standby).stdout), timeout=60, what="a takeover")
     standby_lines = kubectl.run("logs", standby).stdout.splitlines()
     for log in (*logs.values(), "\n".join(standby_lines)):
         assert "Forbidden" not in log, log[-3000:]
-    took_over = max(i for i, line in enumerate(standby_lines) if RESUMING in line)
-    # a standby starts paused and says so only if it worked a moment at the start
-    paused = max((i for i, line in enumerate(standby_lines[:took_over]) if PAUSING in line), default=0)
-    acted = [line for line in standby_lines[paused:took_over] if "kopf.objects" in line]
-    assert acted == [], "the standby handled objects while the active replica ran"
+    took_over = next(i for i, line in enumerate(standby_lines) if LEADING in line)
+    acted = [line for line in standby_lines[:took_over] if "kopf" in line]
+    assert acted == [], "the standby ran Kopf while the active replica ran"
 
     argocd_cm = admin.get("configmap", "argocd-cm", "-n", argocd)["data"]
     assert argocd_cm["url"] == "https://argocd.example.com"  # what was there stays
@@ -361,7 +353,6 @@ def test_cluster_wide_install_grants_what_it_uses_everywhere_and_nothing_else(
             ("patch", "deployments.apps", "-n", "default"),
             ("get", "secrets/modelops-alerts", "-n", "default"),
             ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
-            ("patch", "clusterkopfpeerings.kopf.dev/modelops"),
         ]
         refused = [
             ("list", "secrets", "-n", "default"),
@@ -376,7 +367,6 @@ def test_cluster_wide_install_grants_what_it_uses_everywhere_and_nothing_else(
         ]
         assert [r for r in allowed if not can(admin, user, *r)] == []
         assert [r for r in refused if can(admin, user, *r)] == []
-        assert admin.get("clusterkopfpeering", "modelops")["metadata"]["labels"]["app.kubernetes.io/instance"] == name
     finally:
         helm(cluster, "uninstall", name, "-n", kubectl.namespace, "--wait", check=False)
 
@@ -417,7 +407,7 @@ def test_example_application_values_install(cluster: Toolchain, tmp_path: Path) 
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(APPLICATIONS["operator.yaml"]["spec"]["source"]["helm"]["valuesObject"]))
     documents = helm(cluster, "template", "mo", str(CHART), "--kube-version", KUBERNETES_VERSION, "-f", str(values))
-    assert "kind: ServiceMonitor" in documents.stdout and "kind: KopfPeering" in documents.stdout
+    assert "kind: ServiceMonitor" in documents.stdout and "--leader-elect=" in documents.stdout
 
 
 def test_ignored_differences_name_fields_of_our_kinds() -> None:

@@ -15,7 +15,7 @@ from tests.support.paths import ROOT
 CRDS = {file_name(doc): doc for doc in all_crds()}
 #: Kopf's peering CRDs, copied by hand, and the admission policies that ship with the CRDs: the chart's crds/ folder
 #: (which crds/ links to) holds them too.
-BY_HAND = {"kopf-peerings.yaml", "admission-policies.yaml"}
+BY_HAND = {"admission-policies.yaml"}
 
 
 def test_crds_directory_matches_the_models() -> None:

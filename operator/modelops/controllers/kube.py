@@ -55,14 +55,20 @@ REFUSALS = (400, 403, 422)
 
 
 @functools.cache
-def _dynamic() -> dynamic.DynamicClient:
+def api_client() -> client.ApiClient:
+    """The operator's one client: in a pod its service account, elsewhere the local kubeconfig."""
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()
     else:
         config.load_kube_config()
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = WORKERS  # one connection per handler thread
-    discovered = dynamic.DynamicClient(client.ApiClient(configuration))
+    return client.ApiClient(configuration)
+
+
+@functools.cache
+def _dynamic() -> dynamic.DynamicClient:
+    discovered = dynamic.DynamicClient(api_client())
     # The client keeps what it discovered in a file that outlives the process: start from what is served now.
     discovered.resources.invalidate_cache()
     return discovered
