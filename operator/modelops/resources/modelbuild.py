@@ -24,7 +24,6 @@ from modelops.contract.training import (
     Column,
     PersonalColumn,
     Slice,
-    Threshold,
     TrainConfig,
     TrainResult,
     unpack,
@@ -71,9 +70,7 @@ def train_config(build: ModelBuild, default_image: str = "") -> TrainConfig:
         random_seed=evaluation.random_seed if evaluation else 42,
         metrics=list(evaluation.metrics) if evaluation and evaluation.metrics else None,
         calibration=evaluation.calibration if evaluation else DEFAULT_CALIBRATION,
-        thresholds=[
-            Threshold(metric=t.metric, min=t.min, max=t.max) for t in (evaluation and evaluation.thresholds) or []
-        ],
+        thresholds=[t.wire() for t in (evaluation and evaluation.thresholds) or []],
         slices=[Slice.model_validate(s.model_dump()) for s in (evaluation and evaluation.slices) or []],
         intended_use=card.intended_use if card else None,
         limitations=(card.limitations if card else None) or [],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 
 from modelops.api.v1alpha1 import ModelVersion
-from modelops.contract.training import BASELINE_FILE, MODEL_FILE, Threshold
+from modelops.contract.training import BASELINE_FILE, MODEL_FILE
 from modelops.evidence import card, signature
 from modelops.evidence.card import CARD_FILE, CardFacts
 from modelops.evidence.provenance import PROVENANCE_FILE
@@ -37,7 +37,7 @@ def card_facts(version: ModelVersion) -> CardFacts:
         parameters=(lineage.parameters if lineage else None) or {},
         metrics=spec.metrics,
         slices=spec.slice_metrics or {},
-        thresholds=[Threshold(metric=t.metric, min=t.min, max=t.max) for t in thresholds],
+        thresholds=[t.wire() for t in thresholds],
         intended_use=declared.intended_use if declared else None,
         limitations=(declared.limitations if declared else None) or [],
     )

@@ -8,7 +8,14 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field
 
 from modelops.contract.serving import ColumnType
-from modelops.contract.training import DEFAULT_CALIBRATION, MIN_SLICE_ROWS, Calibration, MetricName, Task
+from modelops.contract.training import (
+    DEFAULT_CALIBRATION,
+    MIN_SLICE_ROWS,
+    Calibration,
+    MetricName,
+    Task,
+    Threshold,
+)
 
 from .common import (
     ApiModel,
@@ -185,6 +192,10 @@ class ThresholdSpec(ApiModel):
     metric: MetricName = Field(description="The metric this bar applies to.")
     min: float | None = Field(default=None, description="Smallest acceptable value.")
     max: float | None = Field(default=None, description="Largest acceptable value.")
+
+    def wire(self) -> Threshold:
+        """The bar as the trainer applies it and the model card states it."""
+        return Threshold(metric=self.metric, min=self.min, max=self.max)
 
 
 #: Slices a build may declare: each adds a line of metrics to the trainer's 4 KB answer and to the record.
