@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
+import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, dynamic
@@ -66,16 +69,22 @@ def api_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+#: The dynamic client's discovery is not thread-safe: a lookup may load a group's kinds into its cache, or rediscover
+#: everything, and write the cache file, while another thread reads it (seen under chaos as KeyErrors in handlers).
+_discovery = threading.RLock()
+
+
 @functools.cache
 def _dynamic() -> dynamic.DynamicClient:
-    discovered = dynamic.DynamicClient(api_client())
-    # The client keeps what it discovered in a file that outlives the process: start from what is served now.
-    discovered.resources.invalidate_cache()
-    return discovered
+    """The client, discovering afresh into a cache file of this process's own (the default file is shared by every
+    process of the host that talks to the same server, and one may read it while another writes it)."""
+    cache = Path(tempfile.mkdtemp(prefix="modelops-discovery-")) / "resources.json"
+    return dynamic.DynamicClient(api_client(), cache_file=str(cache))
 
 
 def resource(api_version: str, kind: str) -> Any:
-    return _dynamic().resources.get(api_version=api_version, kind=kind)
+    with _discovery:
+        return _dynamic().resources.get(api_version=api_version, kind=kind)
 
 
 def served(api_version: str, kind: str) -> bool:
@@ -141,9 +150,10 @@ def apply(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def _still_served(api_version: str, kind: str) -> bool:
     """Whether the kind is served, discovered again (an apply's 404 means its kind, or its namespace, is gone)."""
-    _dynamic().resources.invalidate_cache()
-    _served.pop((api_version, kind), None)
-    return served(api_version, kind)
+    with _discovery:
+        _dynamic().resources.invalidate_cache()
+        _served.pop((api_version, kind), None)
+        return served(api_version, kind)
 
 
 def controller_uid(obj: dict[str, Any]) -> str | None:
