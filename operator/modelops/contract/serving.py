@@ -17,8 +17,14 @@ MODEL_TAG_ENV = "MODELOPS_MODEL_TAG"
 #: downloads every signed file beside the model and loads the model only if all of them match.
 SIGNATURE_BUNDLE_ENV = "MODELOPS_SIGNATURE_BUNDLE"
 TRUSTED_KEYS_ENV = "MODELOPS_TRUSTED_KEYS"
-#: How many worker processes the server runs (`spec.runtime.workers`).
+#: How many worker processes the server runs (`spec.runtime.workers`); unset, one per CPU of the pod.
 WORKERS_ENV = "MODELOPS_SERVER_WORKERS"
+#: Adaptive batching (`spec.runtime.maxBatchSize`, `maxLatencyMs`): the most requests one model pass predicts
+#: together, and the longest a request may wait for its pass before the server sheds it (503) rather than answer late.
+MAX_BATCH_SIZE_ENV = "MODELOPS_MAX_BATCH_SIZE"
+MAX_LATENCY_MS_ENV = "MODELOPS_MAX_LATENCY_MS"
+DEFAULT_MAX_BATCH_SIZE = 64
+DEFAULT_MAX_LATENCY_MS = 10_000
 #: Where a stable server mirrors a share of its requests during a shadow step (the shadow's `/predict`), which
 #: percent of them, and the shadow's version number (a label of the comparison's series).
 SHADOW_URL_ENV = "MODELOPS_SHADOW_URL"
@@ -50,6 +56,8 @@ CONTAINER_ENV = (
 REQUESTS = "modelops_requests"
 RECORDS = "modelops_records"
 ERRORS = "modelops_request_errors"
+#: The kinds of failed requests: invalid input (400), the model failing (500), shed under overload (503).
+ErrorKind = Literal["bad_input", "model_error", "overloaded"]
 LATENCY = "modelops_request_latency_seconds"
 FEATURES = "modelops_feature_observations"
 PREDICTIONS = "modelops_prediction_observations"

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelDeploymentStatus, ModelVersion
 from modelops.api.v1alpha1.common import duration_seconds
-from modelops.api.v1alpha1.modeldeployment import FeedbackSpec, HistoryEntry, RolloutStatus
+from modelops.api.v1alpha1.modeldeployment import FeedbackSpec, HistoryEntry, RolloutStatus, RuntimeSpec
 from modelops.contract import serving as wire
 
 from . import meta, security, trust
@@ -216,6 +216,17 @@ def feedback_env(deployment: ModelDeployment, port: int) -> list[dict[str, Any]]
     ]
 
 
+def serving_env(runtime: RuntimeSpec) -> list[dict[str, Any]]:
+    """How the server batches, and its workers when the spec names them (unset, the server runs one per CPU it
+    finds in its pod: its CPU limit, else the CPUs its node gives it)."""
+    workers = [] if runtime.workers is None else [{"name": wire.WORKERS_ENV, "value": str(runtime.workers)}]
+    return [
+        *workers,
+        {"name": wire.MAX_BATCH_SIZE_ENV, "value": str(runtime.max_batch_size)},
+        {"name": wire.MAX_LATENCY_MS_ENV, "value": str(runtime.max_latency_ms)},
+    ]
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """What the operator's administrator sets for every server: the image unless a deployment names another, and
@@ -263,7 +274,7 @@ def server_deployment(
             *settings.signature_env(version),
             {"name": wire.MODEL_NAME_ENV, "value": spec.model},
             {"name": wire.MODEL_VERSION_ENV, "value": str(number)},
-            {"name": wire.WORKERS_ENV, "value": str(runtime.workers if runtime else 1)},
+            *serving_env(runtime or RuntimeSpec()),
             *(mirror.env() if mirror else []),
             *(feedback_env(deployment, port) if track != "shadow" else []),
             *meta.container_env(),

@@ -32,7 +32,8 @@ def expected_matrix(predicted: np.ndarray, probabilities: np.ndarray) -> np.ndar
 
 class Quality:
     """The quality counters of one served version (through BentoML's metrics API, so they join its /metrics); a
-    classifier's `classes` in the model's order, None for a regressor."""
+    classifier's `classes` in the model's order, None for a regressor. What the answers expect is added up in memory
+    until `flush` (as the server's histograms are); what labels say is counted as they come."""
 
     def __init__(self, model: str, version: str, classes: list[Any] | None) -> None:
         import bentoml
@@ -42,6 +43,11 @@ class Quality:
         self._position = {c: i for i, c in enumerate(self.classes or [])}
         self.binary = self.classes is not None and len(self.classes) == 2
         self.matrix = self.classes is not None and len(self.classes) <= MAX_CLASSES
+        self._children: dict[tuple[Any, ...], Any] = {}
+        # what `answered` counted and `flush` has not yet added to the series
+        self._expected = np.zeros((len(self.classes or []),) * 2)
+        self._scores = np.zeros(SCORE_BINS + 1, dtype=np.int64)
+        self._score_sums = np.zeros(SCORE_BINS + 1)
         names = ["model", "version"]
         counter = bentoml.metrics.Counter
         self.expected = counter(
@@ -87,21 +93,43 @@ class Quality:
         return [float(s) for s in probabilities[:, 1]]
 
     def answered(self, predictions: list[Any], probabilities: np.ndarray | None) -> None:
-        """Count what the probabilities expect of these answers."""
+        """Count what the probabilities expect of these answers (until `flush`, in memory)."""
         if probabilities is None or not self.matrix or self.classes is None:
             return
-        predicted = np.asarray([self._position[str(p)] for p in predictions])
-        matrix = expected_matrix(predicted, probabilities)
-        for p, a in zip(*np.nonzero(matrix), strict=True):
-            self.expected.labels(**self.labels, predicted=self.classes[p], actual=self.classes[a]).inc(matrix[p, a])
+        self.answered_positions(np.asarray([self._position[str(p)] for p in predictions]), probabilities)
+
+    def answered_positions(self, predicted: np.ndarray, probabilities: np.ndarray) -> None:
+        """Count what the probabilities expect of a batch's answers, given as the predicted classes' positions in
+        the model's classes (a batch is counted at once: the sums are those of its requests counted one by one)."""
+        if not self.matrix or self.classes is None:
+            return
+        self._expected += expected_matrix(predicted, probabilities)
         if self.binary:
             scores = probabilities[:, 1]
             bins = score_bins(scores)
-            counts = np.bincount(bins, minlength=SCORE_BINS + 1)
-            sums = np.bincount(bins, weights=scores, minlength=SCORE_BINS + 1)
-            for i in np.nonzero(counts)[0]:
-                self.scores.labels(**self.labels, bin=score_bin(int(i))).inc(int(counts[i]))
-                self.score_sum.labels(**self.labels, bin=score_bin(int(i))).inc(float(sums[i]))
+            self._scores += np.bincount(bins, minlength=SCORE_BINS + 1)
+            self._score_sums += np.bincount(bins, weights=scores, minlength=SCORE_BINS + 1)
+
+    def flush(self) -> None:
+        """Add what `answered` counted since the last flush to the series."""
+        if self.classes is None:
+            return
+        for p, a in zip(*np.nonzero(self._expected), strict=True):
+            self._child(self.expected, predicted=self.classes[p], actual=self.classes[a]).inc(self._expected[p, a])
+        for i in np.nonzero(self._scores)[0]:
+            self._child(self.scores, bin=score_bin(int(i))).inc(int(self._scores[i]))
+            self._child(self.score_sum, bin=score_bin(int(i))).inc(float(self._score_sums[i]))
+        self._expected[:] = 0
+        self._scores[:] = 0
+        self._score_sums[:] = 0
+
+    def _child(self, family: Any, **labels: str) -> Any:
+        """A series of one of the answers' families, looked up once (a lookup per bin per request is slow)."""
+        key = (id(family), *labels.values())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(**self.labels, **labels)
+        return child
 
     def label_problem(self, label: Any) -> str | None:
         """Why a posted label cannot join this model's answers (never quoting it), or None."""

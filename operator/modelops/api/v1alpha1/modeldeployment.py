@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from modelops.contract.serving import SERVER_PORT
+from modelops.contract.serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS, SERVER_PORT
 
 from .common import (
     ApiModel,
@@ -65,7 +65,27 @@ class RuntimeSpec(ApiModel):
     image: Image | None = Field(default=None, description="Serving image. Defaults to the operator's runtime image.")
     resources: ResourceRequirements | None = None
     port: int = Field(default=SERVER_PORT, ge=1024, le=65535, description="Port the server listens on.")
-    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes per pod.")
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Server worker processes per pod. Defaults to the pod's CPUs: its CPU limit if it has one, else "
+        "the CPUs its node gives it.",
+    )
+    max_batch_size: int = Field(
+        default=DEFAULT_MAX_BATCH_SIZE,
+        ge=1,
+        le=1000,
+        description="Most requests predicted together in one model pass: concurrent requests are batched "
+        "(adaptive batching), each caller getting its own answer; 1 predicts each request alone.",
+    )
+    max_latency_ms: int = Field(
+        default=DEFAULT_MAX_LATENCY_MS,
+        ge=10,
+        le=60_000,
+        description="Longest a request may wait for its model pass, in milliseconds: under overload, a request that "
+        "waited longer is answered 503 rather than late.",
+    )
     credentials_secret: ObjectName | None = Field(
         default=None,
         description="A Secret whose keys become the server's environment to read the version's artifact, "
