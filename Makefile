@@ -13,7 +13,7 @@ export UV_CACHE_DIR ?= $(CACHE)/uv-cache
 # The pinned uv, for tests that build what the image gets (scripts/image-venv.sh).
 export MODELOPS_UV := $(UV)
 
-.PHONY: install lock crds lint format test unit integration demo cluster-up cluster-down clean packages image
+.PHONY: install lock crds lint format test unit integration chaos demo cluster-up cluster-down clean packages image
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,11 @@ packages:
 	[ -z "$$missing" ] || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; }
+
+## chaos: the long chaos suite (50 kills of the operator, 200 objects, the API server, etcd and the webhook receiver
+## down); ends with one JSON line of counts
+chaos: install packages
+	MODELOPS_CHAOS=long $(BIN)/pytest -q -m chaos -s tests/integration/test_chaos.py
 
 unit: install
 	$(BIN)/pytest -q tests/unit

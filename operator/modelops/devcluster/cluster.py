@@ -275,6 +275,35 @@ class Cluster:
         if done.returncode != 0:
             raise ClusterError(f"could not load {image.reference} into the node: {done.stderr}")
 
+    def restart_component(self, name: str, timeout: float = 90) -> float:
+        """Stop etcd or kube-apiserver (SIGTERM, SIGKILL after 15 s) and start it again with the same arguments and
+        data, as a crash or an upgrade of that process would; returns the seconds until the API answers again. For
+        chaos tests of what runs against the cluster: everything else keeps running."""
+        state = State.load()
+        if state is None or name not in ("etcd", "kube-apiserver"):
+            raise ClusterError(f"cannot restart {name!r}: only etcd and kube-apiserver of a running cluster")
+        tools = ensure_toolchain(self.log)
+        began = time.monotonic()
+        pid = state.pids.get(name)
+        if pid and _alive(pid, name, self.dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            end = time.monotonic() + 15
+            _reap(pid)
+            while process_running(pid):
+                if time.monotonic() > end:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                time.sleep(0.1)
+                _reap(pid)
+        args = self._etcd_args(tools, state) if name == "etcd" else self._apiserver_args(tools, state)
+        self._start(state, name, args)
+        deadline = time.monotonic() + timeout
+        if name == "etcd":
+            self._wait(deadline, lambda: self._etcd_healthy(state), "etcd")
+        self._wait(deadline, self.api_ready, "kube-apiserver")
+        return time.monotonic() - began
+
     def _certificates(self, state: State) -> dict[str, Path]:
         ca = pki.make_ca(self.pki_dir)
         pki.issue(
