@@ -99,10 +99,19 @@ def test_each_server_runs_the_worker_processes_its_spec_asks_for(
     url = service_url(kubectl.get("service", "cancer"))
     records = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(2).to_dict(orient="records")
     with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        # Ready says the pod is; each node's Service rules follow a moment later (refused until then, once seen in CI)
+        eventually(lambda: _answers(client, f"{url}/metrics"), timeout=30, what="the Service routing to the pod")
         answers = [client.post(f"{url}/predict", json={"records": records}).status_code for _ in range(20)]
     assert answers == [200] * 20
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert 'modelops_requests_total{model="cancer",version="1"} 20.0' in metrics, "both workers' counts, summed"
+
+
+def _answers(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url).status_code == 200
+    except httpx.ConnectError:
+        return False
 
 
 def test_an_unapproved_version_is_refused(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:

@@ -286,16 +286,7 @@ class Cluster:
         began = time.monotonic()
         pid = state.pids.get(name)
         if pid and _alive(pid, name, self.dir):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            end = time.monotonic() + 15
-            _reap(pid)
-            while process_running(pid):
-                if time.monotonic() > end:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pid, signal.SIGKILL)
-                time.sleep(0.1)
-                _reap(pid)
+            _stop([pid])
         args = self._etcd_args(tools, state) if name == "etcd" else self._apiserver_args(tools, state)
         self._start(state, name, args)
         deadline = time.monotonic() + timeout
@@ -512,18 +503,7 @@ class Cluster:
         if state.pids.get("kubelet"):
             self._drain_real_node()
         ours = [pid for name in reversed(COMPONENTS) if (pid := state.pids.get(name)) and _alive(pid, name, self.dir)]
-        for pid in ours:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-        end = time.monotonic() + 15
-        for pid in ours:
-            _reap(pid)
-            while process_running(pid):
-                if time.monotonic() > end:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pid, signal.SIGKILL)
-                time.sleep(0.1)
-                _reap(pid)
+        _stop(ours)
         self._restore_host()
         (self.dir / "state.json").unlink(missing_ok=True)
         shutil.rmtree(self.dir / "etcd", ignore_errors=True)
@@ -560,6 +540,22 @@ class Cluster:
             capture_output=True,
             timeout=60,
         )
+
+
+def _stop(pids: list[int], grace: float = 15) -> None:
+    """SIGTERM each process group, then SIGKILL those still running after `grace` seconds; return once all are gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    for pid in pids:
+        _reap(pid)
+        while process_running(pid):
+            if time.monotonic() > end:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            time.sleep(0.1)
+            _reap(pid)
 
 
 def _reap(pid: int) -> None:
