@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,14 @@ from typing import Any
 from kubernetes import client, config, dynamic
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
+from modelops.api.v1alpha1.modeldeployment import RolloutStatus
 from modelops.controllers.settings import FIELD_MANAGER, WORKERS
 from modelops.devcluster.cluster import Cluster, kubeconfig_path
 from modelops.devcluster.install import install_api
 from modelops.devcluster.operator import Operator
 from modelops.devcluster.toolchain import ensure_toolchain
 from modelops.resources import modeldeployment as children
+from modelops.resources import traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bench"
@@ -91,19 +95,16 @@ def namespace(dyn: dynamic.DynamicClient, name: str) -> None:
 
 
 def direct(dyn: dynamic.DynamicClient, ns: str, count: int, version: ModelVersion) -> float:
-    """Create each ModelDeployment, its Deployment and Service, and write its status once."""
+    """Create each ModelDeployment, apply the children the operator would (its Deployment and Service), and write
+    its status once."""
     mds = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelDeployment")
-    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
-    services = dyn.resources.get(api_version="v1", kind="Service")
+    settings = children.ServerSettings(image="modelops:bench")
 
     def one(i: int) -> None:
         created = mds.create(body=deployment(f"md-{i}", ns), namespace=ns).to_dict()
         md = ModelDeployment.model_validate(created)
-        for resource, manifest in (
-            (deployments, children.server_deployment(md, version, "stable", 1, "modelops:bench")),
-            (services, children.service(md)),
-        ):
-            resource.server_side_apply(
+        for manifest in traffic.plan(md, version, None, RolloutStatus(), "Replicas", False, settings).apply:
+            dyn.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"]).server_side_apply(
                 body=manifest, name=manifest["metadata"]["name"], namespace=ns, field_manager=FIELD_MANAGER
             )
         status = {"servingVersion": version.metadata.name, "observedGeneration": 1, "replicas": 1}
@@ -117,6 +118,24 @@ def direct(dyn: dynamic.DynamicClient, ns: str, count: int, version: ModelVersio
     return time.perf_counter() - started
 
 
+def requests_served() -> Counter[str]:
+    """The API server's own count of the requests it has answered, by verb and resource (`get deployments`):
+    counted around each side, it shows what each one asks for per ModelDeployment."""
+    metrics = subprocess.run(
+        [str(ensure_toolchain().kubectl), f"--kubeconfig={kubeconfig_path()}", "get", "--raw", "/metrics"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    counts: Counter[str] = Counter()
+    for line in metrics.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            what = labels["resource"] + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+            counts[f"{labels['verb'].lower()} {what}"] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -124,8 +143,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[float, float, float]:
-    """(seconds until every status names the serving version, seconds until every one is Ready, peak RSS MB)."""
+def cpu_seconds(pid: int) -> float:
+    """User and system time the process has used (on a 2-core machine, its share of the work)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[float, float, float, int]:
+    """(seconds until every status names the serving version, seconds until every one is Ready, peak RSS MB, how
+    many lists this script made while it watched: the API server counts them with the operator's)."""
     operator = Operator(Path(tempfile.gettempdir()) / "modelops-bench-operator.log", namespaces=[ns], metrics=False)
     operator.start()
     try:
@@ -134,11 +160,13 @@ def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[floa
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(lambda i: mds.create(body=deployment(f"md-{i}", ns), namespace=ns), range(count)))
         written = ready = None
-        deadline = time.monotonic() + 1800
+        polls = 0
+        deadline = time.monotonic() + 3600
         while ready is None:
             if time.monotonic() > deadline:
-                raise SystemExit(f"not all {count} ModelDeployments became Ready in 30 minutes")
+                raise SystemExit(f"not all {count} ModelDeployments became Ready in an hour")
             items = mds.get(namespace=ns).to_dict()["items"]
+            polls += 1
             statuses = [i.get("status") or {} for i in items]
             if written is None and sum(1 for s in statuses if s.get("servingVersion")) == count:
                 written = time.perf_counter() - started
@@ -152,10 +180,18 @@ def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[floa
                 == count
             ):
                 ready = time.perf_counter() - started
-            time.sleep(0.5)
-        return written, ready, peak_rss_mb(operator.process.pid)  # type: ignore[arg-type, union-attr]
+            time.sleep(max(0.5, count / 2000))  # a list of 10,000 is itself a load on the API server
+        pid = operator.process.pid  # type: ignore[union-attr]
+        print(f"operator CPU: {cpu_seconds(pid):.1f} s until every one was Ready")
+        return written, ready, peak_rss_mb(pid), polls  # type: ignore[return-value]
     finally:
         operator.stop(timeout=60)
+
+
+def per_deployment(before: Counter[str], after: Counter[str], count: int) -> dict[str, float]:
+    """Requests per ModelDeployment between two counts, by verb and resource, the most frequent first."""
+    spent = after - before
+    return {what: round(n / count, 2) for what, n in spent.most_common() if n / count >= 0.01}
 
 
 def main() -> None:
@@ -173,8 +209,12 @@ def main() -> None:
                 namespace(dyn, ns)
             version = approved_version(dyn, "bench-direct")
             approved_version(dyn, "bench-operator")
+            start = requests_served()
             direct_s = direct(dyn, "bench-direct", args.crs, version)
-            operator_s, ready_s, rss = with_operator(dyn, "bench-operator", args.crs)
+            middle = requests_served()
+            operator_s, ready_s, rss, polls = with_operator(dyn, "bench-operator", args.crs)
+            end = requests_served()
+            end["list modeldeployments"] -= polls
         finally:
             cluster.down()
     rows = [
@@ -187,6 +227,10 @@ def main() -> None:
     for label, seconds, ratio in rows:
         print(f"{label:<52} {seconds:>9.1f} {ratio:>7.2f}")
     print(f"operator peak RSS: {rss:.0f} MB")
+    direct_calls, operator_calls = per_deployment(start, middle, args.crs), per_deployment(middle, end, args.crs)
+    print("API requests per ModelDeployment (the API server's count):")
+    print(f"  plain client: {sum(direct_calls.values()):.1f}  {direct_calls}")
+    print(f"  operator:     {sum(operator_calls.values()):.1f}  {operator_calls}")
     print(
         json.dumps(
             {

@@ -270,6 +270,7 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         ("create", "jobs.batch", *here),
         ("delete", "deployments.apps", *here),
         ("delete", "services", *here),  # the shadow's Service goes when its step ends
+        ("watch", "services", *here),  # an unchanged Service is not written again; a removed one is put back
         ("delete", "horizontalpodautoscalers.autoscaling", *here),
         ("list", "pods", *here),
         ("get", "secrets/modelops-alerts", *here),
@@ -285,7 +286,7 @@ def test_helm_install_runs_a_least_privilege_operator_through_the_examples(
         ("create", "modeldeployments.modelops.io", *here),
         ("delete", "jobs.batch", *here),  # a build's Job goes with its build
         ("update", "deployments.apps", *here),
-        ("list", "services", *here),
+        ("list", "services", "-n", "default"),  # only in the namespaces it watches
         ("list", "horizontalpodautoscalers.autoscaling", *here),
         ("create", "pods", *here),
         ("get", "pods", "--subresource=log", *here),

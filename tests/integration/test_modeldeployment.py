@@ -80,6 +80,26 @@ def test_serves_the_latest_approved_version(kubectl: Kubectl, operator: Operator
     eventually(lambda: kubectl.get("deployment", "cancer")["spec"]["replicas"] == 3, what="scaled Deployment")
     eventually(lambda: status(kubectl).get("readyReplicas") == 3, timeout=120, what="3 ready")
 
+    # What somebody changes by hand is put back, as soon as the watch brings it: no later event is needed.
+    uid = kubectl.get("service", "cancer")["metadata"]["uid"]
+    kubectl.run("delete", "service", "cancer")
+    eventually(
+        lambda: (
+            (found := kubectl.get("service", "--field-selector=metadata.name=cancer")["items"])
+            and found[0]["metadata"]["uid"] != uid
+        ),
+        what="Service put back",
+    )
+    kubectl.run("scale", "deployment", "cancer", "--replicas=1")
+    kubectl.run("label", "deployment", "cancer", "app.kubernetes.io/part-of-")
+    eventually(
+        lambda: (
+            (server := kubectl.get("deployment", "cancer"))["spec"]["replicas"] == 3
+            and server["metadata"]["labels"].get("app.kubernetes.io/part-of") == "modelops"
+        ),
+        what="Deployment's replicas and label put back",
+    )
+
 
 WORKER = "_bentoml_impl.worker.service"
 #: The server container's processes, by command line, read from /proc (the image has no `ps`).

@@ -23,7 +23,8 @@ STEPS = [{"weight": 0, "mirror": 50, "pause": "1m"}, {"weight": 10, "pause": "1m
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 
 
-def deployment(gateway: dict[str, Any] | None = None, replicas: int = 4) -> ModelDeployment:
+def deployment(gateway: dict[str, Any] | None = None, replicas: int = 4, reconciled: bool = True) -> ModelDeployment:
+    """A deployment (reconciled before, unless said otherwise: its status names the generation seen)."""
     spec: dict[str, Any] = {
         "model": MODEL,
         "replicas": replicas,
@@ -31,8 +32,9 @@ def deployment(gateway: dict[str, Any] | None = None, replicas: int = 4) -> Mode
     }
     if gateway is not None:
         spec["gateway"] = gateway
+    status = {"observedGeneration": 1} if reconciled else None
     return ModelDeployment.model_validate(
-        {"metadata": {"name": "d", "namespace": NAMESPACE, "uid": "u1"}, "spec": spec}
+        {"metadata": {"name": "d", "namespace": NAMESPACE, "uid": "u1"}, "spec": spec, "status": status}
     )
 
 
@@ -131,3 +133,10 @@ def test_a_named_gateway_is_used_only_where_served_and_allowed(
     got, reason = traffic.routing(deployment(gateway), policy, served)
     assert got == routed
     assert (reason is None) if why is None else (why in (reason or "") and "spec.gateway" in (reason or ""))
+
+
+def test_a_deployment_never_reconciled_asks_to_remove_nothing() -> None:
+    _, wanted = planned(deployment(reconciled=False), None, "Replicas")
+    assert wanted.remove == []
+    _, wanted = planned(deployment(), None, "Replicas")
+    assert Child("apps/v1", "Deployment", "d-canary") in wanted.remove

@@ -23,7 +23,11 @@ from modelops.api.v1alpha1 import CustomResource
 from modelops.api.v1alpha1.common import StatusBase
 from modelops.client import server_message
 
+from .owned import OwnedChildren, key_of
 from .settings import FIELD_MANAGER, WORKERS
+
+#: What this process knows of its children: the kinds named here are watched (their events feed it).
+OWNED = OwnedChildren(watched=frozenset({"Deployment", "Service"}))
 
 
 class NotOwned(Exception):
@@ -185,24 +189,32 @@ ATTEMPTS = 3
 
 
 def apply_child(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Create or update a child of the resource named in its controller owner reference, and no other object.
+    """Create or update a child of the resource named in its controller owner reference, and no other object; a
+    child that stands as this manifest was last applied is not written again (`OWNED`).
 
-    The write carries the resourceVersion that was checked: if the object changed since (its controller writing
-    its status, or somebody taking it over), the API server refuses with a conflict, and it is read and checked
-    again."""
-    for _ in range(ATTEMPTS - 1):
-        try:
-            return apply(_checked(manifest))
-        except ApiException as error:
-            if error.status != 409:
-                raise
-    return apply(_checked(manifest))
+    The write carries the resourceVersion that was checked (in the watched body, else read): if the object changed
+    since (its controller writing its status, or somebody taking it over), the API server refuses with a conflict,
+    and it is read and checked again."""
+    if (standing := OWNED.unchanged(manifest)) is not None:
+        return standing
+    key = key_of(manifest)
+    with OWNED.applying(key):
+        for attempt in range(ATTEMPTS):
+            try:
+                result = apply(_checked(manifest, OWNED.seen(key) if attempt == 0 else None))
+                OWNED.applied(manifest, result)
+                return result
+            except ApiException as error:
+                if error.status != 409 or attempt == ATTEMPTS - 1:
+                    raise
+    raise AssertionError("unreachable")
 
 
-def _checked(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest with the resourceVersion of the object it may replace, once that object is known to be ours."""
+def _checked(manifest: dict[str, Any], seen: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest with the resourceVersion of the object it may replace, once that object is known to be ours;
+    `seen`, the object as the watch last brought it, saves reading it (if it is stale, the write conflicts)."""
     meta = manifest["metadata"]
-    current = get(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"])
+    current = seen or get(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"])
     check_owned(current, manifest["kind"], meta["name"], _owner_uid(manifest))
     if current is None:
         return manifest
@@ -211,19 +223,27 @@ def _checked(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def delete_child(api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> None:
     """Delete the child if it exists and is the resource's (foreground, so its pods go with it); an object of that
-    name that belongs to anybody else is left alone. The uid precondition makes the check and the delete one."""
-    current = get(api_version, kind, namespace, name)
-    if current is None or controller_uid(current) != owner_uid or current["metadata"].get("deletionTimestamp"):
+    name that belongs to anybody else is left alone. The uid precondition makes the check and the delete one. Once
+    nothing of the resource's is left by that name, it is not asked again (`OWNED`)."""
+    key = (kind, namespace, name)
+    if OWNED.known_gone(key):
         return
-    try:
-        resource(api_version, kind).delete(
-            name=name,
-            namespace=namespace,
-            body={"propagationPolicy": "Foreground", "preconditions": {"uid": current["metadata"]["uid"]}},
-        )
-    except ApiException as error:
-        if error.status not in (404, 409):
-            raise
+    current = get(api_version, kind, namespace, name)
+    if (
+        current is not None
+        and controller_uid(current) == owner_uid
+        and not current["metadata"].get("deletionTimestamp")
+    ):
+        try:
+            resource(api_version, kind).delete(
+                name=name,
+                namespace=namespace,
+                body={"propagationPolicy": "Foreground", "preconditions": {"uid": current["metadata"]["uid"]}},
+            )
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+    OWNED.gone(key)
 
 
 def create(manifest: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,18 +10,16 @@ import kopf
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelDeploymentStatus, ModelVersion
 from modelops.api.v1alpha1.modeldeployment import COMMAND_ANNOTATION, COMMAND_ANNOTATIONS
-from modelops.resources import meta, podstate, traffic
 from modelops.resources import modeldeployment as children
+from modelops.resources import podstate, traffic
 from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
 
-from . import canary, kube, metrics, spawning
+from . import canary, kube, locks, metrics, owned, spawning
 from .config import POLICY, SERVERS
 from .events import tell
-from .locks import object_lock
 
 KIND = "ModelDeployment"
-SERVER_LABELS = {"app.kubernetes.io/component": children.SERVER, "app.kubernetes.io/managed-by": meta.MANAGED_BY}
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
@@ -31,11 +29,34 @@ def deployments_by_model(
     return {(namespace, spec.get("model", "")): name}
 
 
-@kopf.on.resume(GROUP, VERSION, "modeldeployments")
-@kopf.on.create(GROUP, VERSION, "modeldeployments")
-@kopf.on.update(GROUP, VERSION, "modeldeployments", field="spec")
-def deployment_changed(namespace: str | None, name: str, **_: Any) -> None:
-    reconcile(namespace or "", name)
+#: The memo key of the generation this process last reconciled a deployment at.
+RECONCILED = "reconciled_generation"
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+def deployment_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A deployment is reconciled when this process has not yet done so at its current generation: created,
+    its spec changed, or first seen since the operator started. (Kopf's create, update and resume handlers would
+    do the same, but store the spec they handled in the status: one more write per change.)"""
+    if type != "DELETED" and memo.get(RECONCILED) != body.metadata.get("generation"):
+        _reconcile_generation(body, memo)
+
+
+def _unreconciled(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    return memo.get(RECONCILED) != body.metadata.get("generation")
+
+
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=60, initial_delay=60, when=spawning.while_alive(_unreconciled))
+def retry_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A reconcile of a new generation that failed (the API server away, say) is tried again a minute later, as
+    Kopf would retry its own handler."""
+    if _unreconciled(body, memo):
+        _reconcile_generation(body, memo)
+
+
+def _reconcile_generation(body: kopf.Body, memo: kopf.Memo) -> None:
+    reconcile(body.metadata.namespace or "", body.metadata.name or "")
+    memo[RECONCILED] = body.metadata.get("generation")
 
 
 def _progressing(status: kopf.Status, **_: Any) -> bool:
@@ -75,17 +96,50 @@ def _rolling_out(status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.timer(GROUP, VERSION, "modeldeployments", interval=10, idle=5, when=spawning.while_alive(_rolling_out))
-def rollout_tick(namespace: str | None, name: str, **_: Any) -> None:
-    reconcile(namespace or "", name)
+def rollout_tick(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    """Only the pods are read: the deployment is reconciled when they tell another failure than its status does
+    (the servers' own progress comes by their watch)."""
+    md = ModelDeployment.model_validate(dict(body))
+    failing = podstate.failure(kube.list_("v1", "Pod", namespace or "", children.server_labels(md)))
+    if failing != children.failure_said(md.status):
+        reconcile(namespace or "", name)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=SERVER_LABELS)
-def server_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-    owner = next(
-        (o for o in body.metadata.get("ownerReferences", []) if o.get("kind") == KIND and o.get("controller")), None
+def _owner(body: kopf.Body) -> str | None:
+    """The name of the ModelDeployment that controls a child, if one does."""
+    owners = body.metadata.get("ownerReferences") or []
+    return next(
+        (
+            o["name"]
+            for o in owners
+            if o.get("kind") == KIND and o.get("apiVersion") == API_VERSION and o.get("controller")
+        ),
+        None,
     )
-    if owner:
-        reconcile(namespace or "", owner["name"])
+
+
+def _owned(body: kopf.Body, **_: Any) -> bool:
+    return _owner(body) is not None
+
+
+def _server_moved(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return children.server_facts(before) != children.server_facts(after)
+
+
+# Every Deployment and Service a ModelDeployment controls, whatever its labels say (an edit of them is seen too).
+@kopf.on.event("apps", "v1", "deployments", when=_owned)
+def server_changed(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    """A server's rollout moved, or somebody changed or removed it: look again; its echo of the operator's own
+    write, or a status change that moves nothing the deployment's status says, wakes nothing."""
+    if kube.OWNED.saw(type, dict(body), _server_moved):
+        reconcile(namespace or "", _owner(body) or "")
+
+
+@kopf.on.event("", "v1", "services", when=_owned)
+def service_changed(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    """Somebody changed or removed a Service of a deployment: put it back as the deployment wants it."""
+    if kube.OWNED.saw(type, dict(body), owned.never):
+        reconcile(namespace or "", _owner(body) or "")
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")  # type: ignore[arg-type]  # Kopf passes indices by name
@@ -108,8 +162,11 @@ def version_changed(
 
 
 def reconcile(namespace: str, name: str, memo: kopf.Memo | None = None) -> None:
-    """Bring the deployment to what its spec and versions ask; with its `memo`, also measure a canary step."""
-    with object_lock(KIND, namespace, name):
+    """Bring the deployment to what its spec and versions ask; with its `memo`, also measure a canary step. Without
+    one, a reconcile already waiting for the deployment does this one's work."""
+    with locks.turn(KIND, namespace, name, shared=memo is None) as mine:
+        if not mine:
+            return
         body = kube.get(API_VERSION, KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             metrics.deployment_gone(namespace, name)

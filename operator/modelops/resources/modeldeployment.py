@@ -348,6 +348,21 @@ def rollout_pending(server: dict[str, Any]) -> str | None:
     return None
 
 
+def failure_said(status: ModelDeploymentStatus | None) -> str | None:
+    """The server pods' failure this status reports (Stalled: ServerFailing), if it reports one."""
+    for condition in (status.conditions if status else None) or []:
+        if condition.type == "Stalled" and condition.status == "True" and condition.reason == "ServerFailing":
+            return condition.message
+    return None
+
+
+def server_facts(server: dict[str, Any]) -> tuple[str | None, int, int]:
+    """What a deployment's status reads of one of its server Deployments: whether its rollout is pending, and its
+    replicas and ready replicas."""
+    status = server.get("status") or {}
+    return rollout_pending(server), status.get("replicas") or 0, status.get("readyReplicas") or 0
+
+
 def service(deployment: ModelDeployment, track: ServerTrack = "stable", *, both_tracks: bool = False) -> dict[str, Any]:
     """The Service of one track's pods, named after its Deployment; with `both_tracks`, the deployment's Service in
     front of stable and canary pods alike, so that their replicas are the weights."""

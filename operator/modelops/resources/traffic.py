@@ -124,7 +124,10 @@ def _gone(
     scaled: bool,
 ) -> list[Child]:
     """The children that may exist from an earlier step or routing and are no longer wanted; one that can never
-    have been written is not asked for, so a plain deployment costs no extra request."""
+    have been written is not asked for, so a plain deployment costs no extra request. A deployment never
+    reconciled before (no observed generation) has none: its first reconcile writes no canary."""
+    if deployment.status is None or deployment.status.observed_generation is None:
+        return []
     steps = deployment.spec.rollout.canary.steps if deployment.spec.rollout and deployment.spec.rollout.canary else []
     canary, shadow = children.deployment_name(deployment, "canary"), children.deployment_name(deployment, "shadow")
     gone: list[Child] = []
