@@ -7,5 +7,6 @@
 5. status: `kube.write_status`, one merge patch of what changed (none when nothing did);
 6. events: `events.tell`, for what the plan says people should hear.
 
-What an object needs between reconciles lives in its Kopf memo, never in a module global.
+What an object needs between reconciles lives in its Kopf memo, never in a module global; what the operator knows of
+the children it applied is `kube.OWNED` (fed by the watches, it saves re-reading and re-writing unchanged children).
 """
