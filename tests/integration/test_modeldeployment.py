@@ -10,8 +10,7 @@ import httpx
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from modelops.devcluster.traffic import service_url
-from tests.support.deployments import approve, condition, deployment, status, traffic, version
+from tests.support.deployments import approve, condition, deployment, routed_url, status, traffic, version
 from tests.support.kube import Kubectl
 from tests.support.operator import Operator
 from tests.support.prometheus import Prometheus
@@ -73,7 +72,7 @@ def test_serves_the_latest_approved_version(kubectl: Kubectl, operator: Operator
     }
 
     records = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(2).to_dict(orient="records")
-    answer = httpx.post(f"{service_url(service)}/predict", json={"records": records}, timeout=10).json()
+    answer = httpx.post(f"{routed_url(kubectl)}/predict", json={"records": records}, timeout=10).json()
     assert answer["version"] == "1" and len(answer["predictions"]) == 2
 
     kubectl.run("scale", "md/cancer", "--replicas=3")
@@ -116,22 +115,13 @@ def test_each_server_runs_the_worker_processes_its_spec_asks_for(
     pod = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"][0]["metadata"]["name"]
     listed = kubectl.run("exec", pod, "--", "python", "-c", PROCESSES).stdout
     assert listed.count(WORKER) == 2, listed
-    url = service_url(kubectl.get("service", "cancer"))
+    url = routed_url(kubectl)
     records = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(2).to_dict(orient="records")
     with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-        # Ready says the pod is; each node's Service rules follow a moment later (refused until then, once seen in CI)
-        eventually(lambda: _answers(client, f"{url}/metrics"), timeout=30, what="the Service routing to the pod")
         answers = [client.post(f"{url}/predict", json={"records": records}).status_code for _ in range(20)]
     assert answers == [200] * 20
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert 'modelops_requests_total{model="cancer",version="1"} 20.0' in metrics, "both workers' counts, summed"
-
-
-def _answers(client: httpx.Client, url: str) -> bool:
-    try:
-        return client.get(url).status_code == 200
-    except httpx.ConnectError:
-        return False
 
 
 def test_an_unapproved_version_is_refused(kubectl: Kubectl, operator: Operator, artifacts: dict) -> None:

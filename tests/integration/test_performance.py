@@ -15,8 +15,7 @@ from sklearn.datasets import load_breast_cancer
 
 from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster.alerts import AlertReceiver
-from modelops.devcluster.traffic import service_url
-from tests.support.deployments import approve, condition, deployment, version
+from tests.support.deployments import approve, condition, deployment, routed_url, version
 from tests.support.kube import Kubectl
 from tests.support.operator import Operator
 from tests.support.storage import STORAGE_SECRET
@@ -103,7 +102,7 @@ def test_an_unsure_model_is_degraded_by_its_estimate_then_by_the_labels_joined_o
     kubectl.apply(deployment(replicas=2))
     eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
     kubectl.apply(monitor())
-    url = service_url(kubectl.get("service", "cancer"))
+    url = routed_url(kubectl)
 
     records, labels = chimeras()
     answers = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 from sklearn.datasets import load_breast_cancer
 
 from modelops.devcluster.traffic import Traffic, service_url
@@ -63,6 +64,21 @@ def status(kubectl: Kubectl) -> dict[str, Any]:
 def condition(kubectl: Kubectl, type_: str) -> dict[str, Any]:
     """ModelDeployment `cancer`'s condition of this type (empty if it has none)."""
     return next((c for c in status(kubectl).get("conditions", []) if c["type"] == type_), {})
+
+
+def routed_url(kubectl: Kubectl, service: str = MODEL, timeout: float = 30) -> str:
+    """The Service's address, once it answers: Ready says the pods are, and each node's Service rules follow a
+    moment later (until then a caller is refused, or told there is no route: seen in CI)."""
+    url = service_url(kubectl.get("service", service))
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    eventually(answers, timeout=timeout, what=f"the Service {service} routing to a ready pod")
+    return url
 
 
 def traffic(kubectl: Kubectl, records: list[dict] | None = None) -> Traffic:
