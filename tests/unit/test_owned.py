@@ -83,7 +83,7 @@ def test_a_removal_by_the_owner_is_not_asked_again_nor_wakes_it() -> None:
     key = ("Deployment", "ns", "md")
     children.applied(manifest(), on_server(manifest()))
     children.gone(key)
-    assert children.known_gone(key)
+    assert children.known_gone(key) and children.seen(key) is None  # a later write reads it afresh
     assert not children.saw("DELETED", on_server(manifest()), moved)
     assert children.saw("ADDED", on_server(manifest()), moved)  # it is back, and not by this process
     assert not children.known_gone(key)

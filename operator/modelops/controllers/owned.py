@@ -136,9 +136,11 @@ class OwnedChildren:
             return key in self._gone
 
     def gone(self, key: Key) -> None:
-        """Nothing of the owner's is left by that name (none was there, or it was deleted, or is going)."""
+        """Nothing of the owner's is left by that name (none was there, or it was deleted, or is going): a later
+        write of that name reads it afresh."""
         with self._lock:
             self._applied.pop(key, None)
+            self._seen.pop(key, None)
             self._remember_gone(key)
 
     def _remember_gone(self, key: Key) -> None:
