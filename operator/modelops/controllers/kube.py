@@ -160,10 +160,16 @@ def _still_served(api_version: str, kind: str) -> bool:
         return served(api_version, kind)
 
 
-def controller_uid(obj: dict[str, Any]) -> str | None:
-    """The uid of the object's controller (its owner reference with `controller: true`), if it has one."""
+def controller(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The object's owner reference with `controller: true`, if it has one."""
     owners = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return next((o.get("uid") for o in owners if o.get("controller")), None)
+    return next((o for o in owners if o.get("controller")), None)
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller, if it has one."""
+    owner = controller(obj)
+    return owner.get("uid") if owner else None
 
 
 def _owner_uid(manifest: dict[str, Any]) -> str:
@@ -176,11 +182,8 @@ def check_owned(current: dict[str, Any] | None, kind: str, name: str, owner_uid:
     """Raise NotOwned unless `current` is absent or controlled by `owner_uid`."""
     if current is None or controller_uid(current) == owner_uid:
         return
-    owners = (current.get("metadata") or {}).get("ownerReferences") or []
-    holder = next(
-        (f"it is controlled by {o.get('kind')} {o.get('name')}" for o in owners if o.get("controller")),
-        "nothing controls it",
-    )
+    owner = controller(current)
+    holder = f"it is controlled by {owner.get('kind')} {owner.get('name')}" if owner else "nothing controls it"
     raise NotOwned(kind, name, holder)
 
 

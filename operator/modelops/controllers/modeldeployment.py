@@ -100,22 +100,19 @@ def rollout_tick(body: kopf.Body, namespace: str | None, name: str, **_: Any) ->
     """Only the pods are read: the deployment is reconciled when they tell another failure than its status does
     (the servers' own progress comes by their watch)."""
     md = ModelDeployment.model_validate(dict(body))
-    failing = podstate.failure(kube.list_("v1", "Pod", namespace or "", children.server_labels(md)))
-    if failing != children.failure_said(md.status):
+    if _server_failure(md) != children.failure_said(md.status):
         reconcile(namespace or "", name)
+
+
+def _server_failure(md: ModelDeployment) -> str | None:
+    """Why a server pod of the deployment does not run, if one does not (read from the pods)."""
+    return podstate.failure(kube.list_("v1", "Pod", md.metadata.namespace or "", children.server_labels(md)))
 
 
 def _owner(body: kopf.Body) -> str | None:
     """The name of the ModelDeployment that controls a child, if one does."""
-    owners = body.metadata.get("ownerReferences") or []
-    return next(
-        (
-            o["name"]
-            for o in owners
-            if o.get("kind") == KIND and o.get("apiVersion") == API_VERSION and o.get("controller")
-        ),
-        None,
-    )
+    owner = kube.controller(body)
+    return owner["name"] if owner and owner.get("kind") == KIND and owner.get("apiVersion") == API_VERSION else None
 
 
 def _owned(body: kopf.Body, **_: Any) -> bool:
@@ -211,8 +208,7 @@ def _reconcile(body: dict[str, Any], memo: kopf.Memo | None) -> None:
         return
     problem = children.spec_problem(md, POLICY)
     if problem is None and any(map(children.rollout_pending, servers)):
-        labels = children.server_labels(md)
-        failing = podstate.failure(kube.list_("v1", "Pod", namespace, labels))
+        failing = _server_failure(md)
         problem = ("ServerFailing", failing) if failing else None
     status = children.status(md, selection, state.stable, state.status, state.history, servers, problem)
     kube.write_status(md, md.status, status)
