@@ -4,6 +4,8 @@ tests/integration/test_leaving.py."""
 
 from __future__ import annotations
 
+import asyncio
+
 import kopf
 import prometheus_client
 import pytest
@@ -38,9 +40,9 @@ def test_a_deleted_objects_timers_and_daemons_are_filtered_out(when: kopf.WhenFi
     matches = spawning.while_alive(when)
     assert matches(memo=memo, status=status)
 
-    spawning.deleted(type="MODIFIED", memo=memo)
+    asyncio.run(spawning.deleted(type="MODIFIED", memo=memo))
     assert matches(memo=memo, status=status)
-    spawning.deleted(type="DELETED", memo=memo)
+    asyncio.run(spawning.deleted(type="DELETED", memo=memo))
     assert not matches(memo=memo, status=status)
 
 

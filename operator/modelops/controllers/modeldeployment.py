@@ -3,6 +3,7 @@ keep the history of what served when."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -15,18 +16,32 @@ from modelops.resources import podstate, traffic
 from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
 
-from . import canary, kube, locks, metrics, owned, spawning
+from . import canary, indexes, kube, locks, metrics, owned, spawning
 from .config import POLICY, SERVERS
 from .events import tell
+from .settings import blocking
 
 KIND = "ModelDeployment"
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
-def deployments_by_model(
+async def deployments_by_model(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[tuple[str | None, str], str]:
     return {(namespace, spec.get("model", "")): name}
+
+
+@kopf.index(GROUP, VERSION, "modelversions")
+async def versions_by_model(
+    namespace: str | None, body: kopf.Body, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str | None, str], ModelVersion]:
+    return {(namespace, spec.get("model", "")): ModelVersion.model_validate(dict(body))}
+
+
+def model_versions(namespace: str, model: str) -> list[ModelVersion]:
+    """The model's versions as the watch last brought them, not listed each time (an approval reaches the index
+    before its event wakes the model's deployments: see `version_changed`)."""
+    return indexes.values(indexes.INDEXES["versions_by_model"], (namespace, model))
 
 
 #: The memo key of the generation this process last reconciled a deployment at.
@@ -34,12 +49,12 @@ RECONCILED = "reconciled_generation"
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
-def deployment_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A deployment is reconciled when this process has not yet done so at its current generation: created,
     its spec changed, or first seen since the operator started. (Kopf's create, update and resume handlers would
     do the same, but store the spec they handled in the status: one more write per change.)"""
     if type != "DELETED" and memo.get(RECONCILED) != body.metadata.get("generation"):
-        _reconcile_generation(body, memo)
+        await blocking(_reconcile_generation, body, memo)
 
 
 def _unreconciled(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
@@ -101,7 +116,7 @@ def rollout_tick(body: kopf.Body, namespace: str | None, name: str, **_: Any) ->
     (the servers' own progress comes by their watch)."""
     md = ModelDeployment.model_validate(dict(body))
     if _server_failure(md) != children.failure_said(md.status):
-        reconcile(namespace or "", name)
+        reconcile(namespace or "", name, pods=True)
 
 
 def _server_failure(md: ModelDeployment) -> str | None:
@@ -125,22 +140,22 @@ def _server_moved(before: dict[str, Any], after: dict[str, Any]) -> bool:
 
 # Every Deployment and Service a ModelDeployment controls, whatever its labels say (an edit of them is seen too).
 @kopf.on.event("apps", "v1", "deployments", when=_owned)
-def server_changed(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+async def server_changed(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
     """A server's rollout moved, or somebody changed or removed it: look again; its echo of the operator's own
     write, or a status change that moves nothing the deployment's status says, wakes nothing."""
     if kube.OWNED.saw(type, dict(body), _server_moved):
-        reconcile(namespace or "", _owner(body) or "")
+        await blocking(reconcile, namespace or "", _owner(body) or "")
 
 
 @kopf.on.event("", "v1", "services", when=_owned)
-def service_changed(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+async def service_changed(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
     """Somebody changed or removed a Service of a deployment: put it back as the deployment wants it."""
     if kube.OWNED.saw(type, dict(body), owned.never):
-        reconcile(namespace or "", _owner(body) or "")
+        await blocking(reconcile, namespace or "", _owner(body) or "")
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")  # type: ignore[arg-type]  # Kopf passes indices by name
-def version_changed(
+async def version_changed(
     type: str | None,
     body: kopf.Body,
     namespace: str | None,
@@ -154,33 +169,30 @@ def version_changed(
     if type != "DELETED" and getattr(memo, "selection_facts", None) == facts:
         return
     memo.selection_facts = facts
-    for name in deployments_by_model.get((namespace or "", body.spec.get("model", "")), []):
-        reconcile(namespace or "", name)
+    names = indexes.values(deployments_by_model, (namespace or "", body.spec.get("model", "")))
+    await asyncio.gather(*(blocking(reconcile, namespace or "", name) for name in names))
 
 
-def reconcile(namespace: str, name: str, memo: kopf.Memo | None = None) -> None:
-    """Bring the deployment to what its spec and versions ask; with its `memo`, also measure a canary step. Without
-    one, a reconcile already waiting for the deployment does this one's work."""
-    with locks.turn(KIND, namespace, name, shared=memo is None) as mine:
+def reconcile(namespace: str, name: str, memo: kopf.Memo | None = None, *, pods: bool = False) -> None:
+    """Bring the deployment to what its spec and versions ask; with its `memo`, also measure a canary step; with
+    `pods`, read its server pods for a failure while they roll out. Without either, a reconcile already waiting for
+    the deployment does this one's work."""
+    with locks.turn(KIND, namespace, name, shared=memo is None and not pods) as mine:
         if not mine:
             return
         body = kube.get(API_VERSION, KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             metrics.deployment_gone(namespace, name)
             return
-        _reconcile(body, memo)
+        _reconcile(body, memo, pods)
 
 
-def _reconcile(body: dict[str, Any], memo: kopf.Memo | None) -> None:
+def _reconcile(body: dict[str, Any], memo: kopf.Memo | None, pods: bool) -> None:
     """Fetch what serves and what should, plan the rollout, act on an approver's command, measure a canary step
     and judge it, apply the children, then write the status and tell what happened."""
     md = ModelDeployment.model_validate(body)
     namespace = md.metadata.namespace or ""
-    versions = [
-        ModelVersion.model_validate(v)
-        for v in kube.list_(API_VERSION, "ModelVersion", namespace, {})
-        if v["spec"].get("model") == md.spec.model
-    ]
+    versions = model_versions(namespace, md.spec.model)
     selection = children.select_version(md, versions, POLICY)
     old = md.status or ModelDeploymentStatus()
     serving = next((v for v in versions if v.metadata.name == old.serving_version), None)
@@ -207,7 +219,9 @@ def _reconcile(body: dict[str, Any], memo: kopf.Memo | None) -> None:
         _write_conditions(md, "NameTaken" if isinstance(error, kube.NotOwned) else "ChildRefused", str(error))
         return
     problem = children.spec_problem(md, POLICY)
-    if problem is None and any(map(children.rollout_pending, servers)):
+    if problem is None and any(map(children.rollout_pending, servers)) and (pods or children.failure_said(md.status)):
+        # A failure the status tells is read again, to be cleared or updated; a new one is found by `rollout_tick`,
+        # not by a list of the namespace's pods in every reconcile of a healthy rollout.
         failing = _server_failure(md)
         problem = ("ServerFailing", failing) if failing else None
     status = children.status(md, selection, state.stable, state.status, state.history, servers, problem)

@@ -20,16 +20,17 @@ from modelops.resources import meta
 from modelops.resources import modelversion as rules
 from modelops.resources.conditions import now
 
-from . import kube
+from . import indexes, kube
 from .config import POLICY
 from .events import tell
 from .locks import object_lock
+from .settings import blocking
 
 KIND = "ModelVersion"
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
-def serving_index(
+async def serving_index(
     namespace: str | None, name: str, status: kopf.Status, **_: Any
 ) -> dict[tuple[str | None, str], ServingRef]:
     """(namespace, version) → the deployment serving it and on which track."""
@@ -44,7 +45,7 @@ def version_changed(body: kopf.Body, serving_index: kopf.Index[tuple[str, str], 
     version = ModelVersion.model_validate(dict(body))
     namespace = version.metadata.namespace or ""
     siblings = _siblings(version)
-    served_by = rules.serving_refs(list(serving_index.get((namespace, version.metadata.name), [])))
+    served_by = rules.serving_refs(indexes.values(serving_index, (namespace, version.metadata.name)))
     verdict = rules.judged(version, _champion(siblings), served_by, now(), POLICY)
     with object_lock(KIND, namespace, version.metadata.name):
         kube.write_status(version, version.status, verdict.status)
@@ -59,7 +60,7 @@ def version_changed(body: kopf.Body, serving_index: kopf.Index[tuple[str, str], 
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")  # type: ignore[arg-type]  # Kopf passes indices by name
-def serving_changed(
+async def serving_changed(
     type: str | None,
     body: kopf.Body,
     namespace: str | None,
@@ -75,9 +76,9 @@ def serving_changed(
     before: set[tuple[str, str]] | None = getattr(memo, "versions_served", None)
     memo.versions_served = serving
     for version_name in {v for v, _ in (serving ^ before if before is not None else serving)}:
-        others = [r for r in serving_index.get((namespace or "", version_name), []) if r.deployment != name]
+        others = [r for r in indexes.values(serving_index, (namespace or "", version_name)) if r.deployment != name]
         own = [ServingRef(deployment=name, track=t) for v, t in serving if v == version_name]
-        _sync_served(namespace or "", version_name, [*others, *own])
+        await blocking(_sync_served, namespace or "", version_name, [*others, *own])
 
 
 def _sync_served(namespace: str, name: str, refs: list[ServingRef]) -> None:

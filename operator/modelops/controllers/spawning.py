@@ -44,7 +44,7 @@ def while_alive(when: WhenFilterFn | None = None) -> WhenFilterFn:
 @kopf.on.event(GROUP, VERSION, SPAWNING_PLURALS[0])
 @kopf.on.event(GROUP, VERSION, SPAWNING_PLURALS[1])
 @kopf.on.event(GROUP, VERSION, SPAWNING_PLURALS[2])
-def deleted(type: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def deleted(type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Kopf runs event handlers before it matches the filters of running timers and daemons, so they stop on this
     very event."""
     if type == "DELETED":
