@@ -2,6 +2,9 @@
 
 Only aggregated counts are needed: the serving pods export them, so no raw request leaves a pod.
 Every function takes counts (not proportions) so that sample sizes are known to the tests that need them.
+
+SciPy is imported by the functions that use it, on their first call: it is most of the operator's memory at start
+(about 80 MB), and an operator that judges no canary and watches no drift never needs it.
 """
 
 from __future__ import annotations
@@ -9,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
 
 #: Added to empty bins before taking logarithms (PSI), as most PSI implementations do.
 EPSILON = 1e-4
@@ -31,6 +32,8 @@ def psi(baseline: np.ndarray, live: np.ndarray) -> float:
 
 def jensen_shannon(baseline: np.ndarray, live: np.ndarray) -> float:
     """Jensen-Shannon distance (base 2, so between 0 and 1)."""
+    from scipy.spatial import distance
+
     return float(distance.jensenshannon(_proportions(baseline), _proportions(live), base=2))
 
 
@@ -59,6 +62,8 @@ def wasserstein(baseline: np.ndarray, live: np.ndarray, edges: list[float]) -> f
     p, q = _proportions(baseline), _proportions(live)
     mean = float(np.sum(centers * p))
     spread = float(np.sqrt(np.sum(p * (centers - mean) ** 2))) or 1.0
+    from scipy import stats
+
     return float(stats.wasserstein_distance(centers, centers, p, q) / spread)
 
 
@@ -85,5 +90,7 @@ def chi_squared(baseline: np.ndarray, live: np.ndarray, min_expected: float = 5.
         table = np.hstack([table[:, ~sparse], pooled]) if (~sparse).any() else pooled
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return ChiSquared(0.0, 1.0, 0)
+    from scipy import stats
+
     statistic, p_value, dof, _ = stats.chi2_contingency(table, correction=False)
     return ChiSquared(float(statistic), float(p_value), int(dof))
