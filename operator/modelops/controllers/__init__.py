@@ -8,5 +8,9 @@
 6. events: `events.tell`, for what the plan says people should hear.
 
 What an object needs between reconciles lives in its Kopf memo, never in a module global; what the operator knows of
-the children it applied is `kube.OWNED` (fed by the watches, it saves re-reading and re-writing unchanged children).
+the children it applied is `kube.OWNED` (fed by the watches, it saves re-reading and re-writing unchanged children),
+and what the watches know of related objects (a model's versions) is read from Kopf's indexes (`indexes`).
+
+Handlers that mostly find nothing to do are asynchronous and send only their API work to the handler threads
+(`settings.blocking`); the others are synchronous, and Kopf runs them on those same threads.
 """

@@ -3,8 +3,8 @@
 Only aggregated counts are needed: the serving pods export them, so no raw request leaves a pod.
 Every function takes counts (not proportions) so that sample sizes are known to the tests that need them.
 
-SciPy is imported by the functions that use it, on their first call: it is most of the operator's memory at start
-(about 80 MB), and an operator that judges no canary and watches no drift never needs it.
+SciPy is imported by the functions that use it, on their first call: it was a third of the operator's memory at start
+(about 60 MB), and an operator that judges no canary and watches no drift never needs it.
 """
 
 from __future__ import annotations
