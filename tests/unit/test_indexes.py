@@ -3,12 +3,14 @@ later changes do not touch."""
 
 from __future__ import annotations
 
+import pytest
 from kopf._core.engines.indexing import Index  # Kopf's own index (its writers are internal)
 
 from modelops.controllers import indexes
 
 
-def test_startup_keeps_every_index_by_name_and_nothing_else() -> None:
+def test_startup_keeps_every_index_by_name_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexes, "INDEXES", {})  # the process's own stays as it was
     versions: Index[tuple[str, str], str] = Index()
     indexes.keep(versions_by_model=versions, retry=0, memo=object())
     assert indexes.INDEXES["versions_by_model"] is versions
