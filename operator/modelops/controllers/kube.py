@@ -277,34 +277,49 @@ def changes(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str
     return patch
 
 
-def write_status(obj: CustomResource, read: StatusBase | None, status: StatusBase) -> None:
+def write_status(
+    obj: CustomResource, read: StatusBase | None, status: StatusBase, *, if_unchanged: bool = False
+) -> dict[str, Any] | None:
     """Write what changed between the status `obj` was read with and `status`, in one merge patch, or nothing when
-    nothing did. Kopf's own bookkeeping (`status.kopf`) is left to Kopf."""
+    nothing did; returns the object as written. Kopf's own bookkeeping (`status.kopf`) is left to Kopf. With
+    `if_unchanged`, the write carries `obj`'s resourceVersion: if the object changed since it was read, the API
+    server refuses it (409) and nothing is written."""
     before = {k: v for k, v in (read.to_api() if read else {}).items() if k != "kopf"}
     patch = changes(before, {k: v for k, v in status.to_api().items() if k != "kopf"})
-    if patch:
-        patch_status(obj.api_version, obj.crd.kind, obj.metadata.namespace or "", obj.metadata.name, patch)
+    if not patch:
+        return None
+    version = obj.metadata.resource_version if if_unchanged else None
+    return patch_status(obj.api_version, obj.crd.kind, obj.metadata.namespace or "", obj.metadata.name, patch, version)
 
 
-def patch_status(api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-    """Merge-patch the status subresource (never spec or metadata)."""
-    resource(api_version, kind).status.patch(
+def patch_status(
+    api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+) -> dict[str, Any]:
+    """Merge-patch the status subresource (never spec or metadata), only at `resource_version` when one is given."""
+    body: dict[str, Any] = {"status": status}
+    if resource_version:
+        body["metadata"] = {"resourceVersion": resource_version}
+    answer = resource(api_version, kind).status.patch(
         name=name,
         namespace=namespace,
-        body={"status": status},
+        body=body,
         content_type="application/merge-patch+json",
         field_manager=FIELD_MANAGER,
     )
+    return dict(answer.to_dict())
 
 
-def remove_annotations(obj: CustomResource, names: tuple[str, ...]) -> None:
-    """Merge-patch these annotations away (those absent stay absent)."""
+def remove_annotations(obj: CustomResource, names: tuple[str, ...]) -> dict[str, Any] | None:
+    """Merge-patch these annotations away (those absent stay absent); returns the object as written, None when none
+    was there."""
     present = [n for n in names if n in (obj.metadata.annotations or {})]
-    if present:
-        resource(obj.api_version, obj.crd.kind).patch(
-            name=obj.metadata.name,
-            namespace=obj.metadata.namespace,
-            body={"metadata": {"annotations": dict.fromkeys(present)}},
-            content_type="application/merge-patch+json",
-            field_manager=FIELD_MANAGER,
-        )
+    if not present:
+        return None
+    answer = resource(obj.api_version, obj.crd.kind).patch(
+        name=obj.metadata.name,
+        namespace=obj.metadata.namespace,
+        body={"metadata": {"annotations": dict.fromkeys(present)}},
+        content_type="application/merge-patch+json",
+        field_manager=FIELD_MANAGER,
+    )
+    return dict(answer.to_dict())

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any
 
 import kopf
+from kubernetes.client.rest import ApiException
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelDeploymentStatus, ModelVersion
 from modelops.api.v1alpha1.modeldeployment import COMMAND_ANNOTATION, COMMAND_ANNOTATIONS
@@ -16,12 +17,26 @@ from modelops.resources import podstate, traffic
 from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
 
-from . import canary, indexes, kube, locks, metrics, owned, spawning
+from . import canary, indexes, kube, latest, locks, metrics, owned, spawning
 from .config import POLICY, SERVERS
 from .events import tell
 from .settings import blocking
 
 KIND = "ModelDeployment"
+
+#: How many times a reconcile reads its deployment again when the status write finds it changed since read.
+READS = 3
+
+
+@kopf.index(GROUP, VERSION, "modeldeployments")
+async def deployment_bodies(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str | None, str], tuple[int, str] | None]:
+    return {(namespace, name): latest.packed(body)}
+
+
+#: Each deployment as last watched or written: a reconcile reads it from here, not from the API server.
+DEPLOYMENTS = latest.Latest("deployment_bodies")
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
@@ -53,7 +68,9 @@ async def deployment_changed(type: str | None, body: kopf.Body, memo: kopf.Memo,
     """A deployment is reconciled when this process has not yet done so at its current generation: created,
     its spec changed, or first seen since the operator started. (Kopf's create, update and resume handlers would
     do the same, but store the spec they handled in the status: one more write per change.)"""
-    if type != "DELETED" and memo.get(RECONCILED) != body.metadata.get("generation"):
+    if type == "DELETED":
+        DEPLOYMENTS.forget(body.metadata.namespace or "", body.metadata.name or "")
+    elif memo.get(RECONCILED) != body.metadata.get("generation"):
         await blocking(_reconcile_generation, body, memo)
 
 
@@ -180,11 +197,18 @@ def reconcile(namespace: str, name: str, memo: kopf.Memo | None = None, *, pods:
     with locks.turn(KIND, namespace, name, shared=memo is None and not pods) as mine:
         if not mine:
             return
-        body = kube.get(API_VERSION, KIND, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            metrics.deployment_gone(namespace, name)
-            return
-        _reconcile(body, memo, pods)
+        body = DEPLOYMENTS.get(namespace, name) or kube.get(API_VERSION, KIND, namespace, name)
+        for attempt in range(READS):
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                metrics.deployment_gone(namespace, name)
+                return
+            try:
+                _reconcile(body, memo, pods)
+                return
+            except ApiException as error:  # changed since read (the watch had not brought it yet): read it again
+                if error.status != 409 or attempt == READS - 1:
+                    raise
+            body = kube.get(API_VERSION, KIND, namespace, name)
 
 
 def _reconcile(body: dict[str, Any], memo: kopf.Memo | None, pods: bool) -> None:
@@ -225,14 +249,15 @@ def _reconcile(body: dict[str, Any], memo: kopf.Memo | None, pods: bool) -> None
         failing = _server_failure(md)
         problem = ("ServerFailing", failing) if failing else None
     status = children.status(md, selection, state.stable, state.status, state.history, servers, problem)
-    kube.write_status(md, md.status, status)
+    _write_status(md, status)
     for action in state.actions:
         metrics.rollout_decision(namespace, md.metadata.name, action)
     metrics.deployment_status(namespace, md.metadata.name, md.spec.model, status)
     for type_, reason, message in state.events:
         tell(body, type_, reason, message)
-    if command is not None:  # acted on (or refused, saying why): asked once, done once
-        kube.remove_annotations(md, COMMAND_ANNOTATIONS)
+    # acted on (or refused, saying why): asked once, done once
+    if command is not None and (answer := kube.remove_annotations(md, COMMAND_ANNOTATIONS)):
+        DEPLOYMENTS.wrote(answer)
 
 
 def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> tuple[list[dict[str, Any]], rollouts.Rollout]:
@@ -265,4 +290,11 @@ def _write_conditions(md: ModelDeployment, reason: str, message: str) -> None:
     """Only the conditions change (Stalled, saying why); what serves and its history stay as they were."""
     old = md.status or ModelDeploymentStatus()
     conditions = kstatus(old.conditions, "Stalled", reason, message, md.metadata.generation)
-    kube.write_status(md, md.status, old.updated(conditions=conditions))
+    _write_status(md, old.updated(conditions=conditions))
+
+
+def _write_status(md: ModelDeployment, status: ModelDeploymentStatus) -> None:
+    """Only if the deployment is still as it was read: a status is never computed from a body older than the one it
+    replaces."""
+    if answer := kube.write_status(md, md.status, status, if_unchanged=True):
+        DEPLOYMENTS.wrote(answer)

@@ -87,14 +87,16 @@ def check(monitor: ModelMonitor, body: dict[str, Any], memo: kopf.Memo) -> None:
     number = (deployment or {}).get("status", {}).get("servingVersionNumber")
     if deployment is None or number is None:
         why = f"spec.deployment: {monitor.spec.deployment} serves no version yet"
-        return kube.write_status(monitor, monitor.status, rules.stalled(monitor, "NothingToWatch", why))
+        kube.write_status(monitor, monitor.status, rules.stalled(monitor, "NothingToWatch", why))
+        return
     versions = _served(monitor, deployment)
     numbers = [str(number), *(str(v.spec.version) for v, _ in versions)]
     windows, labels = _measure(monitor, deployment, numbers, memo)
     window = windows[str(number)]
     if window.problem or not window.baseline:
         why = window.problem or f"no ready pod of {monitor.spec.deployment} exports its version {number}'s baseline yet"
-        return kube.write_status(monitor, monitor.status, rules.stalled(monitor, "MetricsUnavailable", why))
+        kube.write_status(monitor, monitor.status, rules.stalled(monitor, "MetricsUnavailable", why))
+        return
     served = tuple(
         Served(
             v.metadata.name,

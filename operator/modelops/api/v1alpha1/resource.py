@@ -94,6 +94,7 @@ class ObjectMeta(ApiModel):
     namespace: str | None = None
     uid: str | None = None
     generation: int | None = None
+    resource_version: str | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
 

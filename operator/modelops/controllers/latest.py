@@ -1,0 +1,76 @@
+"""The newest body of an object this process knows, read without a GET: the watch's (a Kopf index of packed bodies)
+or the answer to this process's own last write of it, whichever is newer.
+
+Newer is told by resourceVersion: comparable as a decimal integer since Kubernetes 1.35 (KEP-5504), and an etcd
+revision before that. A version that is no such integer is not compared, and the object is read.
+
+A body found here may still be older than the object: somebody's change may be on its way in the watch. Its event
+wakes another reconcile, and a status computed from the older body is written only if the object is still as read
+(`kube.write_status(..., if_unchanged=True)`)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from . import indexes
+
+#: What is kept of a body: no managed fields (they are most of it, and no reconcile reads them).
+DROPPED = ("managedFields",)
+
+
+def packed(body: Mapping[str, Any]) -> tuple[int, str] | None:
+    """The body's resourceVersion as a number, and the body as compact JSON (a quarter of its size as Python dicts:
+    1.9 against 8.5 KB for a deployment that serves); None when the version is not a comparable one."""
+    version = _comparable(body.get("metadata", {}).get("resourceVersion"))
+    if version is None:
+        return None
+    meta = {k: v for k, v in body["metadata"].items() if k not in DROPPED}
+    return version, json.dumps({**body, "metadata": meta}, separators=(",", ":"))
+
+
+def _comparable(version: object) -> int | None:
+    text = str(version or "")
+    return int(text) if text.isdecimal() and text.isascii() and not text.startswith("0") else None
+
+
+class Latest:
+    """The bodies of one kind, keyed by (namespace, name): the index's, and this process's own writes' answers."""
+
+    def __init__(self, index: str) -> None:
+        self.index = index  # the name of the Kopf index whose values are `packed` bodies
+        self._lock = threading.Lock()
+        self._written: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The newest body known, or None when the watch has not brought the object, or has seen it go (the caller
+        reads it: a write's answer alone never stands for an object that may be gone)."""
+        key = (namespace, name)
+        seen = [p for p in indexes.values(indexes.INDEXES[self.index], key) if p is not None]
+        if not seen:
+            return None
+        newest = max(seen)
+        with self._lock:
+            written = self._written.get(key)
+            if written is not None and written[0] <= newest[0]:
+                del self._written[key]  # the watch caught up
+            elif written is not None:
+                newest = written
+        return dict(json.loads(newest[1]))
+
+    def wrote(self, body: Mapping[str, Any]) -> None:
+        """The API server's answer to this process's write of the object."""
+        meta = body.get("metadata", {})
+        key, pack = (meta.get("namespace") or "", meta.get("name") or ""), packed(body)
+        with self._lock:
+            if pack is None:
+                self._written.pop(key, None)
+            elif pack[0] > self._written.get(key, (0, ""))[0]:
+                self._written[key] = pack
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The object is gone."""
+        with self._lock:
+            self._written.pop((namespace, name), None)

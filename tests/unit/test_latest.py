@@ -1,0 +1,77 @@
+"""The newest body this process knows of an object: the watch's or its own write's, by resourceVersion, and none
+for an object the watch has not brought or has seen go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kopf._core.engines.indexing import Index  # Kopf's own index (its writers are internal)
+
+from modelops.controllers import indexes, latest
+
+
+def body(version: str, replicas: int = 1, name: str = "md") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": "team-a",
+            "name": name,
+            "resourceVersion": version,
+            "managedFields": [{"manager": "kubectl"}],
+        },
+        "spec": {"replicas": replicas},
+    }
+
+
+@pytest.fixture
+def watched(monkeypatch: pytest.MonkeyPatch) -> Index[tuple[str, str], Any]:
+    index: Index[tuple[str, str], Any] = Index()
+    monkeypatch.setattr(indexes, "INDEXES", {"bodies": index})
+    return index
+
+
+def watch(index: Index[tuple[str, str], Any], seen: dict[str, Any]) -> None:
+    meta = seen["metadata"]
+    index._replace((meta["namespace"], meta["name"], "uid-1"), {(meta["namespace"], meta["name"]): latest.packed(seen)})
+
+
+def test_the_watched_body_is_read_without_its_managed_fields(watched: Index[tuple[str, str], Any]) -> None:
+    watch(watched, body("10", replicas=2))
+    got = latest.Latest("bodies").get("team-a", "md")
+    assert got is not None
+    assert got["spec"] == {"replicas": 2}
+    assert "managedFields" not in got["metadata"]
+
+
+def test_the_newer_of_the_watch_and_the_own_write_wins(watched: Index[tuple[str, str], Any]) -> None:
+    bodies = latest.Latest("bodies")
+    watch(watched, body("10", replicas=1))
+    bodies.wrote(body("12", replicas=2))
+    assert bodies.get("team-a", "md")["spec"]["replicas"] == 2  # type: ignore[index]
+    watch(watched, body("11", replicas=3))  # an older event, still on its way when the write was answered
+    assert bodies.get("team-a", "md")["spec"]["replicas"] == 2  # type: ignore[index]
+    watch(watched, body("13", replicas=4))  # somebody's change after the write
+    assert bodies.get("team-a", "md")["spec"]["replicas"] == 4  # type: ignore[index]
+    bodies.wrote(body("12", replicas=2))  # a late answer never goes back
+    assert bodies.get("team-a", "md")["spec"]["replicas"] == 4  # type: ignore[index]
+
+
+def test_an_object_the_watch_has_not_brought_or_saw_go_is_not_known(watched: Index[tuple[str, str], Any]) -> None:
+    bodies = latest.Latest("bodies")
+    bodies.wrote(body("12"))
+    assert bodies.get("team-a", "md") is None  # the write's answer alone: the object may be gone
+    watch(watched, body("13"))
+    watched._discard(("team-a", "md", "uid-1"))
+    assert bodies.get("team-a", "md") is None
+
+
+@pytest.mark.parametrize("version", ["", "0", "012", "abc", "1e3", "١٢"])
+def test_a_version_that_is_no_comparable_number_is_not_kept(version: str) -> None:
+    assert latest.packed(body(version)) is None
+
+
+def test_an_incomparable_version_in_the_watch_leaves_the_object_to_be_read(
+    watched: Index[tuple[str, str], Any],
+) -> None:
+    watch(watched, body("abc"))
+    assert latest.Latest("bodies").get("team-a", "md") is None
