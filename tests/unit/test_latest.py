@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from kopf._core.engines.indexing import Index  # Kopf's own index (its writers are internal)
+from kubernetes.client.rest import ApiException
 
-from modelops.controllers import indexes, latest
+from modelops.controllers import indexes, kube, latest
 
 
 def body(version: str, replicas: int = 1, name: str = "md") -> dict[str, Any]:
@@ -37,14 +38,14 @@ def watch(index: Index[tuple[str, str], Any], seen: dict[str, Any]) -> None:
 
 def test_the_watched_body_is_read_without_its_managed_fields(watched: Index[tuple[str, str], Any]) -> None:
     watch(watched, body("10", replicas=2))
-    got = latest.Latest("bodies").get("team-a", "md")
+    got = latest.Latest("v1", "Thing", "bodies").get("team-a", "md")
     assert got is not None
     assert got["spec"] == {"replicas": 2}
     assert "managedFields" not in got["metadata"]
 
 
 def test_the_newer_of_the_watch_and_the_own_write_wins(watched: Index[tuple[str, str], Any]) -> None:
-    bodies = latest.Latest("bodies")
+    bodies = latest.Latest("v1", "Thing", "bodies")
     watch(watched, body("10", replicas=1))
     bodies.wrote(body("12", replicas=2))
     assert bodies.get("team-a", "md")["spec"]["replicas"] == 2  # type: ignore[index]
@@ -57,7 +58,7 @@ def test_the_newer_of_the_watch_and_the_own_write_wins(watched: Index[tuple[str,
 
 
 def test_an_object_the_watch_has_not_brought_or_saw_go_is_not_known(watched: Index[tuple[str, str], Any]) -> None:
-    bodies = latest.Latest("bodies")
+    bodies = latest.Latest("v1", "Thing", "bodies")
     bodies.wrote(body("12"))
     assert bodies.get("team-a", "md") is None  # the write's answer alone: the object may be gone
     watch(watched, body("13"))
@@ -74,4 +75,39 @@ def test_an_incomparable_version_in_the_watch_leaves_the_object_to_be_read(
     watched: Index[tuple[str, str], Any],
 ) -> None:
     watch(watched, body("abc"))
-    assert latest.Latest("bodies").get("team-a", "md") is None
+    assert latest.Latest("v1", "Thing", "bodies").get("team-a", "md") is None
+
+
+def test_a_write_that_finds_the_object_changed_acts_again_on_it_read_afresh(
+    watched: Index[tuple[str, str], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch(watched, body("10", replicas=1))
+    monkeypatch.setattr(kube, "get", lambda *_: body("11", replicas=2))
+    acted: list[int] = []
+
+    def act(found: dict[str, Any] | None) -> int:
+        assert found is not None
+        acted.append(found["spec"]["replicas"])
+        if len(acted) == 1:
+            raise ApiException(status=409)  # the status write: the object is no longer as read
+        return len(acted)
+
+    assert latest.Latest("v1", "Thing", "bodies").acting("team-a", "md", act) == 2
+    assert acted == [1, 2]  # the watched body first, then the one read
+
+
+@pytest.mark.parametrize(("status", "calls"), [(409, latest.READS), (500, 1)])
+def test_acting_gives_up_after_a_few_conflicts_and_at_once_on_any_other_error(
+    watched: Index[tuple[str, str], Any], monkeypatch: pytest.MonkeyPatch, status: int, calls: int
+) -> None:
+    watch(watched, body("10"))
+    monkeypatch.setattr(kube, "get", lambda *_: body("11"))
+    acted: list[None] = []
+
+    def act(_: dict[str, Any] | None) -> None:
+        acted.append(None)
+        raise ApiException(status=status)
+
+    with pytest.raises(ApiException):
+        latest.Latest("v1", "Thing", "bodies").acting("team-a", "md", act)
+    assert len(acted) == calls

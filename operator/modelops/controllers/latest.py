@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from . import indexes
+from kubernetes.client.rest import ApiException
+
+from . import indexes, kube
+
+T = TypeVar("T")
+
+#: How many times an object is read again when a write finds it changed since read.
+READS = 3
 
 #: What is kept of a body: no managed fields (they are most of it, and no reconcile reads them).
 DROPPED = ("managedFields",)
@@ -39,7 +46,8 @@ def _comparable(version: object) -> int | None:
 class Latest:
     """The bodies of one kind, keyed by (namespace, name): the index's, and this process's own writes' answers."""
 
-    def __init__(self, index: str) -> None:
+    def __init__(self, api_version: str, kind: str, index: str) -> None:
+        self.api_version, self.kind = api_version, kind
         self.index = index  # the name of the Kopf index whose values are `packed` bodies
         self._lock = threading.Lock()
         self._written: dict[tuple[str, str], tuple[int, str]] = {}
@@ -50,6 +58,7 @@ class Latest:
         key = (namespace, name)
         seen = [p for p in indexes.values(indexes.INDEXES[self.index], key) if p is not None]
         if not seen:
+            self.forget(namespace, name)
             return None
         newest = max(seen)
         with self._lock:
@@ -59,6 +68,20 @@ class Latest:
             elif written is not None:
                 newest = written
         return dict(json.loads(newest[1]))
+
+    def acting(self, namespace: str, name: str, act: Callable[[dict[str, Any] | None], T]) -> T:
+        """`act` on the newest body known, or read (None: the object is gone); when a write of `act`'s, made only if
+        the object is still as given (`if_unchanged`), finds it changed (409), `act` again on the object as read
+        afresh."""
+        body = self.get(namespace, name) or kube.get(self.api_version, self.kind, namespace, name)
+        for attempt in range(READS):
+            try:
+                return act(body)
+            except ApiException as error:
+                if error.status != 409 or attempt == READS - 1:
+                    raise
+            body = kube.get(self.api_version, self.kind, namespace, name)
+        raise AssertionError("unreachable")
 
     def wrote(self, body: Mapping[str, Any]) -> None:
         """The API server's answer to this process's write of the object."""

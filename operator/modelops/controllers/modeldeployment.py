@@ -8,7 +8,6 @@ import dataclasses
 from typing import Any
 
 import kopf
-from kubernetes.client.rest import ApiException
 
 from modelops.api.v1alpha1 import API_VERSION, GROUP, VERSION, ModelDeployment, ModelDeploymentStatus, ModelVersion
 from modelops.api.v1alpha1.modeldeployment import COMMAND_ANNOTATION, COMMAND_ANNOTATIONS
@@ -24,9 +23,6 @@ from .settings import blocking
 
 KIND = "ModelDeployment"
 
-#: How many times a reconcile reads its deployment again when the status write finds it changed since read.
-READS = 3
-
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
 async def deployment_bodies(
@@ -36,7 +32,7 @@ async def deployment_bodies(
 
 
 #: Each deployment as last watched or written: a reconcile reads it from here, not from the API server.
-DEPLOYMENTS = latest.Latest("deployment_bodies")
+DEPLOYMENTS = latest.Latest(API_VERSION, KIND, "deployment_bodies")
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
@@ -197,25 +193,16 @@ def reconcile(namespace: str, name: str, memo: kopf.Memo | None = None, *, pods:
     with locks.turn(KIND, namespace, name, shared=memo is None and not pods) as mine:
         if not mine:
             return
-        body = DEPLOYMENTS.get(namespace, name) or kube.get(API_VERSION, KIND, namespace, name)
-        for attempt in range(READS):
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                metrics.deployment_gone(namespace, name)
-                return
-            try:
-                _reconcile(body, memo, pods)
-                return
-            except ApiException as error:  # changed since read (the watch had not brought it yet): read it again
-                if error.status != 409 or attempt == READS - 1:
-                    raise
-            body = kube.get(API_VERSION, KIND, namespace, name)
+        DEPLOYMENTS.acting(namespace, name, lambda body: _reconcile(namespace, name, body, memo, pods))
 
 
-def _reconcile(body: dict[str, Any], memo: kopf.Memo | None, pods: bool) -> None:
+def _reconcile(namespace: str, name: str, body: dict[str, Any] | None, memo: kopf.Memo | None, pods: bool) -> None:
     """Fetch what serves and what should, plan the rollout, act on an approver's command, measure a canary step
     and judge it, apply the children, then write the status and tell what happened."""
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        metrics.deployment_gone(namespace, name)
+        return
     md = ModelDeployment.model_validate(body)
-    namespace = md.metadata.namespace or ""
     versions = model_versions(namespace, md.spec.model)
     selection = children.select_version(md, versions, POLICY)
     old = md.status or ModelDeploymentStatus()

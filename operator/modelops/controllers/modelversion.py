@@ -20,13 +20,29 @@ from modelops.resources import meta
 from modelops.resources import modelversion as rules
 from modelops.resources.conditions import now
 
-from . import indexes, kube
+from . import indexes, kube, latest
 from .config import POLICY
 from .events import tell
 from .locks import object_lock
 from .settings import blocking
 
 KIND = "ModelVersion"
+
+
+@kopf.index(GROUP, VERSION, "modelversions")
+async def version_bodies(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str | None, str], tuple[int, str] | None]:
+    return {(namespace, name): latest.packed(body)}
+
+
+#: Each version as last watched or written: `servedBy` is kept in step without reading the version each time.
+VERSIONS = latest.Latest(API_VERSION, KIND, "version_bodies")
+
+
+def _write_status(version: ModelVersion, status: ModelVersionStatus, *, if_unchanged: bool = False) -> None:
+    if answer := kube.write_status(version, version.status, status, if_unchanged=if_unchanged):
+        VERSIONS.wrote(answer)
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
@@ -48,7 +64,7 @@ def version_changed(body: kopf.Body, serving_index: kopf.Index[tuple[str, str], 
     served_by = rules.serving_refs(indexes.values(serving_index, (namespace, version.metadata.name)))
     verdict = rules.judged(version, _champion(siblings), served_by, now(), POLICY)
     with object_lock(KIND, namespace, version.metadata.name):
-        kube.write_status(version, version.status, verdict.status)
+        _write_status(version, verdict.status)
     for type_, reason, message in verdict.events:
         tell(body, type_, reason, message)
     if verdict.status.stage == "Approved":
@@ -82,18 +98,24 @@ async def serving_changed(
 
 
 def _sync_served(namespace: str, name: str, refs: list[ServingRef]) -> None:
+    wanted = rules.serving_refs(refs)
     with object_lock(KIND, namespace, name):
-        body = kube.get(API_VERSION, KIND, namespace, name)
-        if body is None:
-            return
-        version = ModelVersion.model_validate(body)
-        status = version.status or ModelVersionStatus()
-        wanted = rules.serving_refs(refs)
-        kube.write_status(version, version.status, status.updated(served_by=wanted or None))
-    if not wanted:
+        version = VERSIONS.acting(namespace, name, lambda body: _served_by(body, wanted))
+    if version is not None and not wanted:
         newer = rules.superseded_by(version, _siblings(version))
         if newer:
             _archive(version, newer)
+
+
+def _served_by(body: dict[str, Any] | None, wanted: list[ServingRef]) -> ModelVersion | None:
+    """`servedBy` written as `wanted` (nothing is written when the version already says so), only if the version is
+    still as read; the version as read, None when it is gone."""
+    if body is None:
+        return None
+    version = ModelVersion.model_validate(body)
+    status = (version.status or ModelVersionStatus()).updated(served_by=wanted or None)
+    _write_status(version, status, if_unchanged=True)
+    return version
 
 
 def _siblings(version: ModelVersion) -> list[ModelVersion]:
@@ -113,7 +135,7 @@ def _champion(siblings: list[ModelVersion]) -> ModelVersion | None:
 def _archive(version: ModelVersion, newer: ModelVersion) -> None:
     """Approved → Archived: a newer version is Approved, and no deployment serves this one any more."""
     status = version.status or ModelVersionStatus()
-    kube.write_status(version, version.status, status.updated(stage="Archived", stage_time=now()))
+    _write_status(version, status.updated(stage="Archived", stage_time=now()))
     tell(
         version.to_api(),
         "Normal",
