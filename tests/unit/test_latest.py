@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kopf
 import pytest
 from kopf._core.engines.indexing import Index  # Kopf's own index (its writers are internal)
 from kubernetes.client.rest import ApiException
@@ -27,8 +28,12 @@ def body(version: str, replicas: int = 1, name: str = "md") -> dict[str, Any]:
 @pytest.fixture
 def watched(monkeypatch: pytest.MonkeyPatch) -> Index[tuple[str, str], Any]:
     index: Index[tuple[str, str], Any] = Index()
-    monkeypatch.setattr(indexes, "INDEXES", {"bodies": index})
+    monkeypatch.setattr(indexes, "INDEXES", {"things_bodies": index})
     return index
+
+
+def things() -> latest.Latest:
+    return latest.Latest("example.com/v1", "Thing", "things", registry=kopf.OperatorRegistry())
 
 
 def watch(index: Index[tuple[str, str], Any], seen: dict[str, Any]) -> None:
@@ -38,14 +43,14 @@ def watch(index: Index[tuple[str, str], Any], seen: dict[str, Any]) -> None:
 
 def test_the_watched_body_is_read_without_its_managed_fields(watched: Index[tuple[str, str], Any]) -> None:
     watch(watched, body("10", replicas=2))
-    got = latest.Latest("v1", "Thing", "bodies").get("team-a", "md")
+    got = things().get("team-a", "md")
     assert got is not None
     assert got["spec"] == {"replicas": 2}
     assert "managedFields" not in got["metadata"]
 
 
 def test_the_newer_of_the_watch_and_the_own_write_wins(watched: Index[tuple[str, str], Any]) -> None:
-    bodies = latest.Latest("v1", "Thing", "bodies")
+    bodies = things()
     watch(watched, body("10", replicas=1))
     bodies.wrote(body("12", replicas=2))
     assert bodies.get("team-a", "md")["spec"]["replicas"] == 2  # type: ignore[index]
@@ -58,7 +63,7 @@ def test_the_newer_of_the_watch_and_the_own_write_wins(watched: Index[tuple[str,
 
 
 def test_an_object_the_watch_has_not_brought_or_saw_go_is_not_known(watched: Index[tuple[str, str], Any]) -> None:
-    bodies = latest.Latest("v1", "Thing", "bodies")
+    bodies = things()
     bodies.wrote(body("12"))
     assert bodies.get("team-a", "md") is None  # the write's answer alone: the object may be gone
     watch(watched, body("13"))
@@ -75,7 +80,7 @@ def test_an_incomparable_version_in_the_watch_leaves_the_object_to_be_read(
     watched: Index[tuple[str, str], Any],
 ) -> None:
     watch(watched, body("abc"))
-    assert latest.Latest("v1", "Thing", "bodies").get("team-a", "md") is None
+    assert things().get("team-a", "md") is None
 
 
 def test_a_write_that_finds_the_object_changed_acts_again_on_it_read_afresh(
@@ -92,7 +97,7 @@ def test_a_write_that_finds_the_object_changed_acts_again_on_it_read_afresh(
             raise ApiException(status=409)  # the status write: the object is no longer as read
         return len(acted)
 
-    assert latest.Latest("v1", "Thing", "bodies").acting("team-a", "md", act) == 2
+    assert things().acting("team-a", "md", act) == 2
     assert acted == [1, 2]  # the watched body first, then the one read
 
 
@@ -109,5 +114,11 @@ def test_acting_gives_up_after_a_few_conflicts_and_at_once_on_any_other_error(
         raise ApiException(status=status)
 
     with pytest.raises(ApiException):
-        latest.Latest("v1", "Thing", "bodies").acting("team-a", "md", act)
+        things().acting("team-a", "md", act)
     assert len(acted) == calls
+
+
+def test_the_index_of_packed_bodies_is_registered_under_its_name() -> None:
+    registry = kopf.OperatorRegistry()
+    bodies = latest.Latest("example.com/v1", "Thing", "things", registry=registry)
+    assert [h.id for h in registry._indexing.get_all_handlers()] == [bodies.index] == ["things_bodies"]

@@ -9,7 +9,10 @@
 
 What an object needs between reconciles lives in its Kopf memo, never in a module global; what the operator knows of
 the children it applied is `kube.OWNED` (fed by the watches, it saves re-reading and re-writing unchanged children),
-and what the watches know of related objects (a model's versions) is read from Kopf's indexes (`indexes`).
+and what the watches know of related objects (a model's versions) is read from Kopf's indexes (`indexes`). A
+ModelDeployment, and a ModelVersion's `servedBy`, are read from the watch too, or from the answer to this process's
+own last write, whichever is newer (`latest`); a status computed from them is written only if the object is still as
+read.
 
 Handlers that mostly find nothing to do are asynchronous and send only their API work to the handler threads
 (`settings.blocking`); the others are synchronous, and Kopf runs them on those same threads.

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import kopf
 from kubernetes.client.rest import ApiException
 
 from . import indexes, kube
@@ -43,12 +44,21 @@ def _comparable(version: object) -> int | None:
     return int(text) if text.isdecimal() and text.isascii() and not text.startswith("0") else None
 
 
-class Latest:
-    """The bodies of one kind, keyed by (namespace, name): the index's, and this process's own writes' answers."""
+async def _by_name(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str | None, str], tuple[int, str] | None]:
+    return {(namespace, name): packed(body)}
 
-    def __init__(self, api_version: str, kind: str, index: str) -> None:
+
+class Latest:
+    """The bodies of one kind, keyed by (namespace, name): the watch's, in a Kopf index of `packed` bodies that this
+    registers (`<plural>_bodies`), and this process's own writes' answers."""
+
+    def __init__(self, api_version: str, kind: str, plural: str, registry: kopf.OperatorRegistry | None = None) -> None:
         self.api_version, self.kind = api_version, kind
-        self.index = index  # the name of the Kopf index whose values are `packed` bodies
+        self.index = f"{plural}_bodies"
+        group, version = api_version.split("/")
+        kopf.index(group, version, plural, id=self.index, registry=registry)(_by_name)
         self._lock = threading.Lock()
         self._written: dict[tuple[str, str], tuple[int, str]] = {}
 

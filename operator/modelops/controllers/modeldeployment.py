@@ -24,15 +24,8 @@ from .settings import blocking
 KIND = "ModelDeployment"
 
 
-@kopf.index(GROUP, VERSION, "modeldeployments")
-async def deployment_bodies(
-    namespace: str | None, name: str, body: kopf.Body, **_: Any
-) -> dict[tuple[str | None, str], tuple[int, str] | None]:
-    return {(namespace, name): latest.packed(body)}
-
-
 #: Each deployment as last watched or written: a reconcile reads it from here, not from the API server.
-DEPLOYMENTS = latest.Latest(API_VERSION, KIND, "deployment_bodies")
+DEPLOYMENTS = latest.Latest(API_VERSION, KIND, "modeldeployments")
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")

@@ -29,15 +29,8 @@ from .settings import blocking
 KIND = "ModelVersion"
 
 
-@kopf.index(GROUP, VERSION, "modelversions")
-async def version_bodies(
-    namespace: str | None, name: str, body: kopf.Body, **_: Any
-) -> dict[tuple[str | None, str], tuple[int, str] | None]:
-    return {(namespace, name): latest.packed(body)}
-
-
 #: Each version as last watched or written: `servedBy` is kept in step without reading the version each time.
-VERSIONS = latest.Latest(API_VERSION, KIND, "version_bodies")
+VERSIONS = latest.Latest(API_VERSION, KIND, "modelversions")
 
 
 def _write_status(version: ModelVersion, status: ModelVersionStatus, *, if_unchanged: bool = False) -> None:
