@@ -101,7 +101,7 @@ def test_a_write_that_finds_the_object_changed_acts_again_on_it_read_afresh(
     assert acted == [1, 2]  # the watched body first, then the one read
 
 
-@pytest.mark.parametrize(("status", "calls"), [(409, latest.READS), (500, 1)])
+@pytest.mark.parametrize(("status", "calls"), [(409, kube.ATTEMPTS), (500, 1)])
 def test_acting_gives_up_after_a_few_conflicts_and_at_once_on_any_other_error(
     watched: Index[tuple[str, str], Any], monkeypatch: pytest.MonkeyPatch, status: int, calls: int
 ) -> None:

@@ -191,7 +191,8 @@ def check_owned(current: dict[str, Any] | None, kind: str, name: str, owner_uid:
     raise NotOwned(kind, name, holder)
 
 
-#: Reads and writes of one child before a conflict is left to the next reconcile.
+#: Reads and writes of one object (a child, or the object a reconcile acts on: `latest`) before a conflict is given
+#: up to the next reconcile.
 ATTEMPTS = 3
 
 

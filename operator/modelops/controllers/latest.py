@@ -22,9 +22,6 @@ from . import indexes, kube
 
 T = TypeVar("T")
 
-#: How many times an object is read again when a write finds it changed since read.
-READS = 3
-
 #: What is kept of a body: no managed fields (they are most of it, and no reconcile reads them).
 DROPPED = ("managedFields",)
 
@@ -84,17 +81,19 @@ class Latest:
         the object is still as given (`if_unchanged`), finds it changed (409), `act` again on the object as read
         afresh."""
         body = self.get(namespace, name) or kube.get(self.api_version, self.kind, namespace, name)
-        for attempt in range(READS):
+        for attempt in range(kube.ATTEMPTS):
             try:
                 return act(body)
             except ApiException as error:
-                if error.status != 409 or attempt == READS - 1:
+                if error.status != 409 or attempt == kube.ATTEMPTS - 1:
                     raise
             body = kube.get(self.api_version, self.kind, namespace, name)
         raise AssertionError("unreachable")
 
-    def wrote(self, body: Mapping[str, Any]) -> None:
-        """The API server's answer to this process's write of the object."""
+    def wrote(self, body: Mapping[str, Any] | None) -> None:
+        """The API server's answer to this process's write of the object (None: nothing was written)."""
+        if body is None:
+            return
         meta = body.get("metadata", {})
         key, pack = (meta.get("namespace") or "", meta.get("name") or ""), packed(body)
         with self._lock:

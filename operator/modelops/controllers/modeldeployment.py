@@ -235,9 +235,8 @@ def _reconcile(namespace: str, name: str, body: dict[str, Any] | None, memo: kop
     metrics.deployment_status(namespace, md.metadata.name, md.spec.model, status)
     for type_, reason, message in state.events:
         tell(body, type_, reason, message)
-    # acted on (or refused, saying why): asked once, done once
-    if command is not None and (answer := kube.remove_annotations(md, COMMAND_ANNOTATIONS)):
-        DEPLOYMENTS.wrote(answer)
+    if command is not None:  # acted on (or refused, saying why): asked once, done once
+        DEPLOYMENTS.wrote(kube.remove_annotations(md, COMMAND_ANNOTATIONS))
 
 
 def _apply_children(md: ModelDeployment, state: rollouts.Rollout) -> tuple[list[dict[str, Any]], rollouts.Rollout]:
@@ -276,5 +275,4 @@ def _write_conditions(md: ModelDeployment, reason: str, message: str) -> None:
 def _write_status(md: ModelDeployment, status: ModelDeploymentStatus) -> None:
     """Only if the deployment is still as it was read: a status is never computed from a body older than the one it
     replaces."""
-    if answer := kube.write_status(md, md.status, status, if_unchanged=True):
-        DEPLOYMENTS.wrote(answer)
+    DEPLOYMENTS.wrote(kube.write_status(md, md.status, status, if_unchanged=True))

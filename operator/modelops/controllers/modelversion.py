@@ -34,8 +34,7 @@ VERSIONS = latest.Latest(API_VERSION, KIND, "modelversions")
 
 
 def _write_status(version: ModelVersion, status: ModelVersionStatus, *, if_unchanged: bool = False) -> None:
-    if answer := kube.write_status(version, version.status, status, if_unchanged=if_unchanged):
-        VERSIONS.wrote(answer)
+    VERSIONS.wrote(kube.write_status(version, version.status, status, if_unchanged=if_unchanged))
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
