@@ -236,7 +236,8 @@ class Cluster:
         store.save(self.dir / "objectstore.json")
         (layout.root / "objects" / store.bucket).mkdir(parents=True)
         self._start(state, "versitygw", store.server_args(tools.versitygw, layout.root / "objects"), store.server_env())
-        node.write_configs(layout, self.pki_dir, kubeconfigs, pause.reference, (free_port(), free_port()))
+        ports = free_ports(2)  # two calls of free_port() may return the same port
+        node.write_configs(layout, self.pki_dir, kubeconfigs, pause.reference, (ports[0], ports[1]))
         self._start(state, "containerd", ["containerd", f"--config={layout.config('containerd.toml')}"])
         self._wait(deadline, layout.containerd_socket.exists, "containerd")
         self.import_image(pause)
