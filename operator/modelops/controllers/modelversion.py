@@ -83,10 +83,21 @@ async def serving_changed(
     serving = set() if type == "DELETED" else set(rules.served(status))
     before: set[tuple[str, str]] | None = getattr(memo, "versions_served", None)
     memo.versions_served = serving
-    for version_name in {v for v, _ in (serving ^ before if before is not None else serving)}:
+    changed = serving ^ before if before is not None else serving
+    for version_name in {v for v, _ in changed}:
+        if rules.shown_as_before(
+            _shown(namespace or "", version_name), {(name, t) for v, t in changed if v == version_name}
+        ):
+            continue
         others = [r for r in indexes.values(serving_index, (namespace or "", version_name)) if r.deployment != name]
         own = [ServingRef(deployment=name, track=t) for v, t in serving if v == version_name]
         await blocking(_sync_served, namespace or "", version_name, [*others, *own])
+
+
+def _shown(namespace: str, name: str) -> list[ServingRef]:
+    """The version's `servedBy` as last watched or written by this process, which writes it."""
+    body = VERSIONS.get(namespace, name) or {}
+    return ModelVersionStatus.model_validate(body.get("status") or {}).served_by or []
 
 
 def _sync_served(namespace: str, name: str, refs: list[ServingRef]) -> None:

@@ -175,6 +175,16 @@ def serving_refs(refs: list[ServingRef]) -> list[ServingRef]:
     return [ServingRef(deployment=d, track=t) for d, t in unique]
 
 
+def shown_as_before(shown: list[ServingRef], changed: set[tuple[str, str]]) -> bool:
+    """Whether `servedBy`, full (it shows the first MAX_SERVED_BY), stays as it is when the (deployment, track)s in
+    `changed` start or stop serving: each sorts after the last one shown. At 10,000 deployments of one version, all
+    but the first few skip reading the whole list of its servers."""
+    if len(shown) < MAX_SERVED_BY:
+        return False
+    last = (shown[-1].deployment, shown[-1].track)
+    return all(ref > last for ref in changed)
+
+
 def superseded_by(version: ModelVersion, others: list[ModelVersion]) -> ModelVersion | None:
     """The newest Approved version above an Approved one, if there is one: it supersedes it."""
     if not version.status or version.status.stage != "Approved":
