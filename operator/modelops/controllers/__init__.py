@@ -14,6 +14,8 @@ ModelDeployment, and a ModelVersion's `servedBy`, are read from the watch too, o
 own last write, whichever is newer (`latest`); a status computed from them is written only if the object is still as
 read.
 
-Handlers that mostly find nothing to do are asynchronous and send only their API work to the handler threads
-(`settings.blocking`); the others are synchronous, and Kopf runs them on those same threads.
+Handlers that mostly find nothing to do are asynchronous and only queue their API work (`workqueue`): a
+ModelDeployment's reconcile, a ModelVersion's `servedBy`. The handler returns at once, and an object waits in the
+queue once, however many events asked for it meanwhile, as in controller-runtime's work queue. The other handlers are
+synchronous, and Kopf runs them on the same handler threads (`settings.HANDLER_THREADS`).
 """

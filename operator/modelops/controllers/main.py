@@ -24,6 +24,7 @@ from . import (  # noqa: F401  (importing registers the handlers)
 )
 from .audit import AUDIT
 from .metrics import OPERATOR_INFO
+from .settings import HANDLER_THREADS
 
 
 def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, lease: str | None = None) -> None:
@@ -53,7 +54,8 @@ def run_operator(*, namespaces: list[str], liveness: str, metrics_port: int, lea
             standalone=True,  # one replica works: the Lease decides, not Kopf's peering
             liveness_endpoint=liveness,
         )
-    finally:  # a stopping operator stores what it decided last, then lets a standby take over
+    finally:  # a stopping operator starts no more work, stores what it decided last, then lets a standby take over
+        HANDLER_THREADS.shutdown(wait=False, cancel_futures=True)
         if not AUDIT.flush(timeout=10):
             logging.getLogger("modelops.audit").error("audit lines still waited for the store at exit")
         if elector is not None:

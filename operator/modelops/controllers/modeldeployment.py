@@ -3,7 +3,6 @@ keep the history of what served when."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -16,10 +15,10 @@ from modelops.resources import podstate, traffic
 from modelops.resources import rollout as rollouts
 from modelops.resources.conditions import kstatus, now
 
-from . import canary, indexes, kube, latest, locks, metrics, owned, spawning
+from . import canary, indexes, kube, latest, locks, metrics, owned, spawning, workqueue
 from .config import POLICY, SERVERS
 from .events import tell
-from .settings import blocking
+from .settings import HANDLER_THREADS
 
 KIND = "ModelDeployment"
 
@@ -52,32 +51,43 @@ def model_versions(namespace: str, model: str) -> list[ModelVersion]:
 RECONCILED = "reconciled_generation"
 
 
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """A deployment's generation an event brought, to remember as reconciled in its memo once reconciled."""
+
+    memo: kopf.Memo
+    number: int | None
+
+
+def _newer(a: Generation | None, b: Generation | None) -> Generation | None:
+    if a is None or b is None:
+        return a or b
+    return b if (b.number or 0) >= (a.number or 0) else a
+
+
+def _queued_reconcile(key: tuple[str, str], generation: Generation | None) -> None:
+    reconcile(*key)
+    if generation is not None:
+        generation.memo[RECONCILED] = generation.number
+
+
+#: The deployments events asked to reconcile (by namespace and name), each once however many events asked.
+RECONCILES: workqueue.WorkQueue[tuple[str, str], Generation | None] = workqueue.WorkQueue(
+    _queued_reconcile, _newer, HANDLER_THREADS
+)
+
+
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
 async def deployment_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A deployment is reconciled when this process has not yet done so at its current generation: created,
     its spec changed, or first seen since the operator started. (Kopf's create, update and resume handlers would
-    do the same, but store the spec they handled in the status: one more write per change.)"""
+    do the same, but store the spec they handled in the status: one more write per change.) A reconcile that fails
+    is tried again by the queue."""
     if type == "DELETED":
         DEPLOYMENTS.forget(body.metadata.namespace or "", body.metadata.name or "")
     elif memo.get(RECONCILED) != body.metadata.get("generation"):
-        await blocking(_reconcile_generation, body, memo)
-
-
-def _unreconciled(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
-    return memo.get(RECONCILED) != body.metadata.get("generation")
-
-
-@kopf.timer(GROUP, VERSION, "modeldeployments", interval=60, initial_delay=60, when=spawning.while_alive(_unreconciled))
-def retry_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A reconcile of a new generation that failed (the API server away, say) is tried again a minute later, as
-    Kopf would retry its own handler."""
-    if _unreconciled(body, memo):
-        _reconcile_generation(body, memo)
-
-
-def _reconcile_generation(body: kopf.Body, memo: kopf.Memo) -> None:
-    reconcile(body.metadata.namespace or "", body.metadata.name or "")
-    memo[RECONCILED] = body.metadata.get("generation")
+        key = (body.metadata.namespace or "", body.metadata.name or "")
+        RECONCILES.add(key, Generation(memo, body.metadata.get("generation")))
 
 
 def _progressing(status: kopf.Status, **_: Any) -> bool:
@@ -150,14 +160,14 @@ async def server_changed(type: str | None, body: kopf.Body, namespace: str | Non
     """A server's rollout moved, or somebody changed or removed it: look again; its echo of the operator's own
     write, or a status change that moves nothing the deployment's status says, wakes nothing."""
     if kube.OWNED.saw(type, dict(body), _server_moved):
-        await blocking(reconcile, namespace or "", _owner(body) or "")
+        RECONCILES.add((namespace or "", _owner(body) or ""), None)
 
 
 @kopf.on.event("", "v1", "services", when=_owned)
 async def service_changed(type: str | None, body: kopf.Body, namespace: str | None, **_: Any) -> None:
     """Somebody changed or removed a Service of a deployment: put it back as the deployment wants it."""
     if kube.OWNED.saw(type, dict(body), owned.never):
-        await blocking(reconcile, namespace or "", _owner(body) or "")
+        RECONCILES.add((namespace or "", _owner(body) or ""), None)
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")  # type: ignore[arg-type]  # Kopf passes indices by name
@@ -176,7 +186,8 @@ async def version_changed(
         return
     memo.selection_facts = facts
     names = indexes.values(deployments_by_model, (namespace or "", body.spec.get("model", "")))
-    await asyncio.gather(*(blocking(reconcile, namespace or "", name) for name in names))
+    for name in names:
+        RECONCILES.add((namespace or "", name), None)
 
 
 def reconcile(namespace: str, name: str, memo: kopf.Memo | None = None, *, pods: bool = False) -> None:

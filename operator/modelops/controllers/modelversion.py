@@ -20,11 +20,11 @@ from modelops.resources import meta
 from modelops.resources import modelversion as rules
 from modelops.resources.conditions import now
 
-from . import indexes, kube, latest
+from . import indexes, kube, latest, workqueue
 from .config import POLICY
 from .events import tell
 from .locks import object_lock
-from .settings import blocking
+from .settings import HANDLER_THREADS
 
 KIND = "ModelVersion"
 
@@ -85,17 +85,19 @@ async def serving_changed(
     memo.versions_served = serving
     changed = serving ^ before if before is not None else serving
     for version_name in {v for v, _ in changed}:
-        if rules.shown_as_before(
-            _shown(namespace or "", version_name), {(name, t) for v, t in changed if v == version_name}
+        key = (namespace or "", version_name)
+        if not SERVED_BY.busy(key) and rules.shown_as_before(
+            _shown(*key), {(name, t) for v, t in changed if v == version_name}
         ):
             continue
-        others = [r for r in indexes.values(serving_index, (namespace or "", version_name)) if r.deployment != name]
+        others = [r for r in indexes.values(serving_index, key) if r.deployment != name]
         own = [ServingRef(deployment=name, track=t) for v, t in serving if v == version_name]
-        await blocking(_sync_served, namespace or "", version_name, [*others, *own])
+        SERVED_BY.add(key, [*others, *own])
 
 
 def _shown(namespace: str, name: str) -> list[ServingRef]:
-    """The version's `servedBy` as last watched or written by this process, which writes it."""
+    """The version's `servedBy` as last watched or written by this process, which writes it (asked only while no
+    write of it is under way or waits)."""
     body = VERSIONS.get(namespace, name) or {}
     return ModelVersionStatus.model_validate(body.get("status") or {}).served_by or []
 
@@ -108,6 +110,17 @@ def _sync_served(namespace: str, name: str, refs: list[ServingRef]) -> None:
         newer = rules.superseded_by(version, _siblings(version))
         if newer:
             _archive(version, newer)
+
+
+def _newest(older: list[ServingRef], newer: list[ServingRef]) -> list[ServingRef]:
+    """The servers of a version as the latest event found them in the index: it holds what every earlier one did."""
+    return newer
+
+
+#: The versions whose `servedBy` is to be written (by namespace and name), with their servers as last found.
+SERVED_BY: workqueue.WorkQueue[tuple[str, str], list[ServingRef]] = workqueue.WorkQueue(
+    lambda key, refs: _sync_served(*key, refs), _newest, HANDLER_THREADS
+)
 
 
 def _served_by(body: dict[str, Any] | None, wanted: list[ServingRef]) -> ModelVersion | None:

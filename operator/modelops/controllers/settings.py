@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import kopf
 
 FIELD_MANAGER = "modelops"
 #: Threads for the (synchronous) handlers: they wait on the API server, not on the CPU.
 WORKERS = 20
-#: Those threads: Kopf runs the synchronous handlers on them, and `blocking` the work of the asynchronous ones.
+#: Those threads: Kopf runs the synchronous handlers on them, and the work queues (`workqueue`) their work.
 HANDLER_THREADS = ThreadPoolExecutor(WORKERS, thread_name_prefix="handler")
 #: The finalizer earlier versions put on objects with timers or daemons; Kopf removes it now (see `spawning`).
 FINALIZER = "modelops.io/finalizer"
@@ -48,14 +45,3 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     settings.execution.executor = HANDLER_THREADS
-
-
-T = TypeVar("T")
-
-
-async def blocking(fn: Callable[..., T], *args: Any) -> T:
-    """Run `fn` on a handler thread, as Kopf runs a synchronous handler (in the handler's context, which Kopf's
-    `kopf.event` reads). A handler that mostly finds nothing to do is asynchronous and sends only its API work
-    here: the common case then takes no thread from those waiting on the API server, and no thread hop."""
-    context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(HANDLER_THREADS, functools.partial(context.run, fn, *args))
