@@ -17,6 +17,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -49,13 +50,27 @@ def state_dir() -> Path:
     return Path(os.environ.get("MODELOPS_CLUSTER_DIR", cache_root() / "cluster"))
 
 
+#: Every port `free_ports` handed out in this process: one chosen but not yet bound is still free to the kernel, and
+#: would be chosen again (an operator's metrics server then took its liveness port, and the operator exited).
+_HANDED_OUT: set[int] = set()
+_HANDING_OUT = threading.Lock()
+
+
 def free_ports(count: int) -> list[int]:
-    """Distinct free ports on loopback: all are held open until all are chosen, so none repeats."""
-    sockets = [socket.socket() for _ in range(count)]
+    """Distinct free ports on loopback, none handed out before by this process: each is held open until all are
+    chosen, so none repeats within a call, and `_HANDED_OUT` keeps them apart across calls."""
+    sockets: list[socket.socket] = []
+    ports: list[int] = []
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
+        with _HANDING_OUT:
+            while len(ports) < count:
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", 0))
+                if (port := sock.getsockname()[1]) not in _HANDED_OUT:
+                    _HANDED_OUT.add(port)
+                    ports.append(port)
+        return ports
     finally:
         for sock in sockets:
             sock.close()
@@ -236,8 +251,7 @@ class Cluster:
         store.save(self.dir / "objectstore.json")
         (layout.root / "objects" / store.bucket).mkdir(parents=True)
         self._start(state, "versitygw", store.server_args(tools.versitygw, layout.root / "objects"), store.server_env())
-        ports = free_ports(2)  # two calls of free_port() may return the same port
-        node.write_configs(layout, self.pki_dir, kubeconfigs, pause.reference, (ports[0], ports[1]))
+        node.write_configs(layout, self.pki_dir, kubeconfigs, pause.reference, (free_port(), free_port()))
         self._start(state, "containerd", ["containerd", f"--config={layout.config('containerd.toml')}"])
         self._wait(deadline, layout.containerd_socket.exists, "containerd")
         self.import_image(pause)

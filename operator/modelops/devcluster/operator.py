@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from .cluster import free_ports, kubeconfig_path
+from .cluster import free_port, kubeconfig_path
 from .polling import poll
 
 
@@ -55,10 +55,8 @@ class Operator:
         self.kubeconfig = kubeconfig or kubeconfig_path()
         self.args = tuple(args)
         self.env = env or {}
-        # Both at once: two calls of free_port() may return the same port, and then the metrics server, bound
-        # first, answers the liveness probe while Kopf's own probe cannot bind and the operator exits.
-        self.health_port, metrics_port = free_ports(2)
-        self.metrics_port = metrics_port if metrics else 0
+        self.health_port = free_port()
+        self.metrics_port = free_port() if metrics else 0
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Operator:
