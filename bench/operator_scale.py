@@ -1,9 +1,9 @@
 """How fast the operator brings 1,000 ModelDeployments to a written status, against a plain client doing the
 minimum an operator must (create the same Deployment and Service, write each status once) with the same
-concurrency, side by side on one API server.
+concurrency, one after the other, each on a fresh local control plane.
 
-Run: .venv/bin/python bench/operator_scale.py [--crs 1000]
-It starts its own local control plane (kwok fakes every pod here, so 1,000 servers need no CPU), and stops it.
+Run: .venv/bin/python bench/operator_scale.py [--crs 1000] [--runs 3] [--no-ready]
+It starts its own local control planes (kwok fakes every pod here, so 1,000 servers need no CPU), and stops them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from kubernetes import client, config, dynamic, watch
@@ -118,25 +122,13 @@ def direct(dyn: dynamic.DynamicClient, ns: str, count: int, version: ModelVersio
     return time.perf_counter() - started
 
 
-def settled(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[float, int]:
-    """(seconds until every server Deployment of the namespace has its pod ready, how many lists that took): the
-    cluster's own work for one side (ReplicaSets, pods, endpoints) is over before the other side starts, and is
-    counted with the side it serves."""
-    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
-    started, polls = time.perf_counter(), 0
-    while True:
-        items = deployments.get(namespace=ns).to_dict()["items"]
-        polls += 1
-        if sum(1 for d in items if (d.get("status") or {}).get("readyReplicas") == d["spec"]["replicas"]) == count:
-            return time.perf_counter() - started, polls
-        time.sleep(max(0.5, count / 2000))
-
-
-def until_ready(dyn: dynamic.DynamicClient, ns: str, count: int, started: float) -> tuple[float, float, int]:
-    """(seconds from `started` until every status names the serving version, until every one is Ready, how many
-    watch requests that took), told by a watch of the deployments: each status change comes once. (A list of every
-    deployment each half second, as this script did before, was at 1,000 deployments 40 s of this script's CPU and
-    much of the API server's, on the same two cores, all counted against the operator.)"""
+def until_ready(
+    dyn: dynamic.DynamicClient, ns: str, count: int, started: float, ready_too: bool
+) -> tuple[float, float | None, int]:
+    """(seconds from `started` until every status names the serving version, until every one is Ready (None unless
+    `ready_too`), how many watch requests that took), told by a watch of the deployments: each status change comes
+    once. (A list of every deployment each half second, as this script did before, was at 1,000 deployments 40 s of
+    this script's CPU and much of the API server's, on the same two cores, all counted against the operator.)"""
     api = client.CustomObjectsApi(dyn.client)
     serving: set[str] = set()
     ready: set[str] = set()
@@ -163,6 +155,8 @@ def until_ready(dyn: dynamic.DynamicClient, ns: str, count: int, started: float)
             (ready.add if is_ready else ready.discard)(name)
             if written is None and len(serving) == count:
                 written = time.perf_counter() - started
+                if not ready_too:
+                    return written, None, watches
             if len(ready) == count:
                 return written or 0.0, time.perf_counter() - started, watches
     raise SystemExit(f"not all {count} ModelDeployments became Ready in an hour")
@@ -199,9 +193,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[float, float, float, int]:
-    """(seconds until every status names the serving version, seconds until every one is Ready, peak RSS MB, how
-    many watches this script made: the API server counts them with the operator's)."""
+def with_operator(
+    dyn: dynamic.DynamicClient, ns: str, count: int, ready_too: bool
+) -> tuple[float, float | None, float, float, int]:
+    """(seconds until every status names the serving version, seconds until every one is Ready, peak RSS MB, CPU
+    seconds, how many watches this script made: the API server counts them with the operator's)."""
     operator = Operator(Path(tempfile.gettempdir()) / "modelops-bench-operator.log", namespaces=[ns], metrics=False)
     operator.start()
     try:
@@ -209,10 +205,9 @@ def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int) -> tuple[floa
         started = time.perf_counter()
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(lambda i: mds.create(body=deployment(f"md-{i}", ns), namespace=ns), range(count)))
-        written, ready, watches = until_ready(dyn, ns, count, started)
+        written, ready, watches = until_ready(dyn, ns, count, started, ready_too)
         pid = operator.process.pid  # type: ignore[union-attr]
-        print(f"operator CPU: {cpu_seconds(pid):.1f} s until every one was Ready")
-        return written, ready, peak_rss_mb(pid), watches
+        return written, ready, peak_rss_mb(pid), cpu_seconds(pid), watches
     finally:
         operator.stop(timeout=60)
 
@@ -223,10 +218,10 @@ def per_deployment(before: Counter[str], after: Counter[str], count: int) -> dic
     return {what: round(n / count, 2) for what, n in spent.most_common() if n / count >= 0.01}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--crs", type=int, default=1000)
-    args = parser.parse_args()
+@contextmanager
+def fresh_cluster(ns: str) -> Iterator[tuple[dynamic.DynamicClient, ModelVersion]]:
+    """A control plane of its own for one side, with the API installed and an approved version in `ns`: neither side
+    inherits the other's objects, nor the backlog of pods kube-controller-manager and kwok still bring up for it."""
     with tempfile.TemporaryDirectory() as state:
         os.environ["MODELOPS_CLUSTER_DIR"] = state
         cluster = Cluster(log=lambda m: print(f"# {m}", file=sys.stderr), real_node=False)
@@ -234,44 +229,75 @@ def main() -> None:
         try:
             install_api(ensure_toolchain(), ROOT / "crds", ROOT / "charts" / "modelops")
             dyn = api()
-            for ns in ("bench-direct", "bench-operator"):
-                namespace(dyn, ns)
-            version = approved_version(dyn, "bench-direct")
-            approved_version(dyn, "bench-operator")
-            start = requests_served()
-            direct_s = direct(dyn, "bench-direct", args.crs, version)
-            settle_s, settle_polls = settled(dyn, "bench-direct", args.crs)
-            middle = requests_served()
-            operator_s, ready_s, rss, watches = with_operator(dyn, "bench-operator", args.crs)
-            end = requests_served()
-            end["watch modeldeployments"] -= watches
+            namespace(dyn, ns)
+            yield dyn, approved_version(dyn, ns)
         finally:
             cluster.down()
-    rows = [
-        ("plain client: create children, write status once", direct_s, 1.0),
-        ("operator: every status written (serving version)", operator_s, operator_s / direct_s),
-        ("operator: every one Ready (pods ready, by kwok)", ready_s, ready_s / direct_s),
-    ]
-    print(f"{args.crs} ModelDeployments, {WORKERS} workers each side, one API server")
-    print(f"{'':<52} {'seconds':>9} {'ratio':>7}")
-    for label, seconds, ratio in rows:
-        print(f"{label:<52} {seconds:>9.1f} {ratio:>7.2f}")
-    print(f"(the plain client's servers were all ready {settle_s:.1f} s after it finished; the operator started then)")
-    print(f"operator peak RSS: {rss:.0f} MB")
-    direct_calls = per_deployment(start, middle - Counter({"list deployments": settle_polls}), args.crs)
-    operator_calls = per_deployment(middle, end, args.crs)
-    print("API requests per ModelDeployment (the API server's count):")
-    print(f"  plain client: {sum(direct_calls.values()):.1f}  {direct_calls}")
-    print(f"  operator:     {sum(operator_calls.values()):.1f}  {operator_calls}")
+
+
+@dataclass
+class Run:
+    direct_s: float
+    operator_s: float
+    ready_s: float | None
+    rss_mb: float
+    cpu_s: float
+    direct_calls: dict[str, float]
+    operator_calls: dict[str, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.operator_s / self.direct_s
+
+
+def one_run(count: int, ready_too: bool) -> Run:
+    with fresh_cluster("bench") as (dyn, version):
+        start = requests_served()
+        direct_s = direct(dyn, "bench", count, version)
+        direct_calls = per_deployment(start, requests_served(), count)
+    with fresh_cluster("bench") as (dyn, _):
+        start = requests_served()
+        operator_s, ready_s, rss, cpu, watches = with_operator(dyn, "bench", count, ready_too)
+        end = requests_served()
+        end["watch modeldeployments"] -= watches
+        operator_calls = per_deployment(start, end, count)
+    return Run(direct_s, operator_s, ready_s, rss, cpu, direct_calls, operator_calls)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--crs", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=1, help="runs of both sides; the JSON line gives their medians")
+    parser.add_argument(
+        "--no-ready", action="store_true", help="stop at every status written, without waiting for every pod"
+    )
+    args = parser.parse_args()
+    runs: list[Run] = []
+    print(f"{args.crs} ModelDeployments, {WORKERS} workers each side, each side on a fresh local cluster")
+    print(f"{'run':<4} {'plain s':>8} {'operator s':>11} {'ratio':>6} {'Ready s':>8} {'RSS MB':>7} {'CPU s':>6}")
+    for i in range(args.runs):
+        run = one_run(args.crs, not args.no_ready)
+        runs.append(run)
+        ready = f"{run.ready_s:.1f}" if run.ready_s is not None else "-"
+        print(
+            f"{i + 1:<4} {run.direct_s:>8.1f} {run.operator_s:>11.1f} {run.ratio:>6.2f} {ready:>8} "
+            f"{run.rss_mb:>7.0f} {run.cpu_s:>6.1f}",
+            flush=True,
+        )
+    print("(operator s: until every status names its serving version; Ready s: until every one is Ready, pods by kwok)")
+    print("API requests per ModelDeployment in the last run (the API server's count):")
+    print(f"  plain client: {sum(runs[-1].direct_calls.values()):.1f}  {runs[-1].direct_calls}")
+    print(f"  operator:     {sum(runs[-1].operator_calls.values()):.1f}  {runs[-1].operator_calls}")
     print(
         json.dumps(
             {
                 "crs": args.crs,
-                "operator_s": round(operator_s, 2),
-                "direct_s": round(direct_s, 2),
-                "ratio": round(operator_s / direct_s, 2),
-                "operator_peak_rss_mb": round(rss, 1),
-                "operator_ready_s": round(ready_s, 2),
+                "runs": len(runs),
+                "operator_s": round(median(r.operator_s for r in runs), 2),
+                "direct_s": round(median(r.direct_s for r in runs), 2),
+                "ratio": round(median(r.ratio for r in runs), 2),
+                "operator_peak_rss_mb": round(median(r.rss_mb for r in runs), 1),
+                "operator_cpu_s": round(median(r.cpu_s for r in runs), 1),
             }
         )
     )
