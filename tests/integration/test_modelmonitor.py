@@ -5,6 +5,7 @@ traffic is normal again; failing requests raise ErrorRateHigh."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sklearn.datasets import load_breast_cancer
 
 from modelops.api.v1alpha1.common import ALERTS_SECRET
 from modelops.devcluster.alerts import AlertReceiver
+from tests.support.chaos import bring_up, take_down
 from tests.support.deployments import approve, condition, deployment, traffic, version
 from tests.support.kube import Kubectl
 from tests.support.operator import Operator
@@ -145,6 +147,51 @@ def test_drift_and_errors_are_caught_alerted_and_cleared(
     assert "s3cret" not in everything, "the webhook URL leaked into status, Events or the operator's log"
 
 
+def test_an_alert_waits_for_its_receiver_across_an_operator_crash(
+    kubectl: Kubectl, sink: AlertReceiver, operator: Operator, forest: dict
+) -> None:
+    """The receiver refuses connections from before the alert until well after the operator was SIGKILLed and a new
+    one started, then answers its first delivery 500: the change waits in the monitor's status meanwhile, and
+    arrives once."""
+    take_down(sink)
+    kubectl.run("create", "secret", "generic", ALERTS_SECRET, f"--from-literal=team-hook={sink.url}")
+    kubectl.apply(version(1, forest))
+    approve(kubectl, 1)
+    kubectl.apply(deployment(replicas=1))
+    eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=120, what="serving")
+    watch = monitor()
+    del watch["spec"]["retrain"], watch["spec"]["drift"]
+    kubectl.apply(watch)
+    with traffic(kubectl, BROKEN):  # raised throughout: nothing clears it
+        eventually(lambda: alert(kubectl, "ErrorRateHigh") == "True", timeout=60, what="ErrorRateHigh")
+        waiting = eventually(lambda: waited(kubectl, attempts=4), timeout=60, what="4 failed attempts")
+        assert [(n["alert"], n["firing"]) for n in waiting["undelivered"]] == [("ErrorRateHigh", True)]
+        delivered = next(
+            c for c in kubectl.get("mm", "watch")["status"]["conditions"] if c["type"] == "WebhookDelivered"
+        )
+        assert (delivered["status"], delivered["reason"]) == ("False", "Failed")
+        assert delivered["message"].startswith("ErrorRateHigh firing: ConnectError after "), delivered["message"]
+
+        operator.kill()
+        operator.start()
+        eventually(
+            lambda: waited(kubectl, attempts=waiting["attempts"] + 1), timeout=120, what="the new operator trying"
+        )
+        bring_up(sink)
+        eventually(lambda: sink.statuses("ErrorRateHigh") == ["firing"], timeout=90, what="the alert delivered")
+        eventually(lambda: "webhook" not in kubectl.get("mm", "watch")["status"], what="the outbox emptied")
+        time.sleep(5)  # several checks more
+    assert sink.refused == 1 and sink.statuses("ErrorRateHigh") == ["firing"], "delivered once, after a 500"
+    assert sink.received[0]["alerts"][0]["labels"]["monitor"] == "watch"
+    assert "s3cret" not in json.dumps(kubectl.get("mm", "watch")) + operator.log()
+
+
+def waited(kubectl: Kubectl, attempts: int) -> dict[str, Any] | None:
+    """The monitor's webhook outbox once it has failed at least `attempts` times."""
+    outbox = kubectl.get("mm", "watch").get("status", {}).get("webhook")
+    return outbox if outbox and (outbox.get("attempts") or 0) >= attempts else None
+
+
 def test_drift_measured_through_prometheus(
     kubectl: Kubectl, prometheus: Prometheus, operator: Operator, forest: dict
 ) -> None:
@@ -166,6 +213,31 @@ def test_drift_measured_through_prometheus(
         eventually(lambda: alert(kubectl, "DriftDetected") == "True", timeout=90, what="DriftDetected via Prometheus")
     drifted = {f["feature"] for f in kubectl.get("mm", "watch")["status"]["features"] if f["verdict"] == "Drift"}
     assert "mean radius" in drifted
+
+    # Prometheus down: the monitor says it cannot measure, and an outage clears no alert.
+    prometheus.stop()
+    with traffic(kubectl, NORMAL):
+        message = eventually(lambda: stalled_for(kubectl, "MetricsUnavailable"), timeout=30, what="MetricsUnavailable")
+        assert message == f"cannot query Prometheus at {prometheus.url}: ConnectError"
+        time.sleep(6)  # three more checks, all without Prometheus
+        assert alert(kubectl, "DriftDetected") == "True"
+        assert stalled_for(kubectl, "MetricsUnavailable")
+        prometheus.start()  # back, with its data: normal traffic now fills the window
+        eventually(
+            lambda: alert(kubectl, "DriftDetected") == "False", timeout=90, what="drift cleared after the outage"
+        )
+    assert condition_of(kubectl, "Ready")["status"] == "True"
+
+
+def condition_of(kubectl: Kubectl, type_: str) -> dict[str, Any]:
+    conditions = kubectl.get("mm", "watch").get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == type_), {})
+
+
+def stalled_for(kubectl: Kubectl, reason: str) -> str | None:
+    """The monitor's Stalled message while it is stalled for this reason."""
+    found = condition_of(kubectl, "Stalled")
+    return found["message"] if found.get("status") == "True" and found.get("reason") == reason else None
 
 
 PROMETHEUS_RULE_CRD = {

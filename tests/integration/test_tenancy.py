@@ -23,6 +23,7 @@ import yaml
 from sklearn.datasets import load_breast_cancer
 
 from modelops.api.v1alpha1.common import ALERTS_SECRET
+from modelops.controllers.settings import WORKERS
 from modelops.devcluster.traffic import Traffic, ready_pod_addresses, service_url
 from tests.support.builds import BUILD, phase
 from tests.support.deployments import deployment, version
@@ -602,3 +603,18 @@ def test_a_build_cannot_borrow_rights_its_author_lacks(kubectl: Kubectl, mallory
     for document in (as_deployer, with_secret, signing, retraining, serving):
         done = kubectl.as_user("dev").apply(document, "--dry-run=server", check=False)
         assert done.returncode == 0, done.stderr
+
+
+# -- 9. the operator's threads are not hers to take ------------------------------------------------------------------
+
+
+def test_many_monitors_leave_the_operator_free_for_everything_else(mallory: Kubectl, operator: Operator) -> None:
+    """More monitors than the operator has handler threads: each is still checked, and her other objects, like
+    anybody's, are still reconciled. (A monitor's loop used to hold a thread between its checks.)"""
+    count = WORKERS + 5
+    monitors = [watching("nowhere", interval="2s") | {"metadata": {"name": f"watch-{i}"}} for i in range(count)]
+    mallory.apply({"apiVersion": "v1", "kind": "List", "items": monitors})
+    for i in range(count):
+        assert "nowhere serves no version yet" in stalled(mallory, "mm", f"watch-{i}", "NothingToWatch", timeout=120)
+    mallory.apply(deployment() | {"metadata": {"name": "after"}})
+    assert "has no Approved version yet" in stalled(mallory, "md", "after", "NoApprovedVersion")

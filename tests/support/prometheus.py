@@ -36,24 +36,26 @@ class Prometheus:
             )
         )
         self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address={self.url.removeprefix('http://')}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.command = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address={self.url.removeprefix('http://')}",
+        ]
+        self.log_path = folder / "prometheus.log"
+        self.start()
+
+    def start(self) -> None:
+        """Start it, again after `stop` (same address, same data): an outage and its end."""
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT)
 
     def set_targets(self, addresses: list[str], namespace: str = "") -> None:
         """Scrape these pods, labelling their series with their namespace, as Prometheus' Kubernetes discovery does."""
         self.targets.write_text(json.dumps([{"targets": addresses, "labels": {"namespace": namespace}}]))
 
     def wait_ready(self) -> None:
-        wait_until_answering(f"{self.url}/-/ready", self.process, Path(self.log.name))
+        wait_until_answering(f"{self.url}/-/ready", self.process, self.log_path)
 
     def stop(self) -> None:
         self.process.terminate()

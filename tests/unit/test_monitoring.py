@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
 
 from modelops.api.v1alpha1 import ModelMonitor
 from modelops.contract.serving import bin_label
+from modelops.controllers.pods import started
 from modelops.resources.measure import ServingTotals, aligned, counts_over, window_delta
 from modelops.resources.modelmonitor import judge
 from modelops.runtime.telemetry import baseline_bins
@@ -68,10 +70,27 @@ def test_one_history_of_scrapes_gives_the_window_and_the_longer_label_window() -
     assert window.requests == 50 and window.quality[("values", "", "")] == 28, "since the scrape 30s before"
     assert labels.requests == 300 and labels.quality[("values", "", "")] == 40, "since the first, 90s before"
     assert counts_over(history, 120)["1"].requests == 300, "the oldest, once half the window old"
-    assert counts_over([(0.0, scrape(7, 0))], 30)["1"].requests == 7, "a first scrape counts whole"
-    young = [(0.0, scrape(10, 0)), (10.0, scrape(20, 0))]
-    assert counts_over(young, 60)["1"].requests == 20, "too young a history counts whole"
     assert counts_over([(0.0, {}), (30.0, scrape(5, 1))], 30)["1"].requests == 5, "a version not seen before"
+
+
+def test_a_window_is_told_after_a_restart_only_when_the_counters_can_tell_it() -> None:
+    """A process that scraped for less than the window (it started, or took over, lately) has no scrape to subtract:
+    a pod's whole count is the window only if it started within it; else the window waits for half its length."""
+
+    def scrape(requests: float) -> dict[str, ServingTotals]:
+        return {"1": ServingTotals(requests=requests)}
+
+    first = [(0.0, scrape(7000))]
+    assert counts_over(first, 30) is None, "pods older than the window: their whole count is no window's"
+    counted = counts_over(first, 30, fresh=True)
+    assert counted is not None and counted["1"].requests == 7000, "pods that started within the window"
+    young = [(0.0, scrape(7000)), (10.0, scrape(7020))]
+    assert counts_over(young, 60) is None, "10 s of a 60 s window"
+    since_first = counts_over(young, 60, patience=0)
+    assert since_first is not None and since_first["1"].requests == 20, "what this process saw, when it must do"
+    half = [*young, (30.0, scrape(7050))]
+    shorter = counts_over(half, 60)
+    assert shorter is not None and shorter["1"].requests == 50, "half the window: judged on what was seen"
 
 
 def test_same_distribution_raises_nothing_and_a_shift_names_the_feature() -> None:
@@ -86,3 +105,17 @@ def test_too_few_samples_and_errors() -> None:
     assert {f.verdict for f in thin.features} == {"NotEnoughData"} and "DriftDetected" not in thin.alerts
     failing = judge(MONITOR, live([30, 40, 30], {"basic": 60, "pro": 30}, requests=100, errors=30))
     assert "error rate 30.0% over 100 requests" in failing.alerts["ErrorRateHigh"]
+
+
+def test_a_pods_counters_began_when_its_containers_last_started() -> None:
+    pod = {
+        "status": {
+            "startTime": "2026-12-01T10:00:00Z",
+            "containerStatuses": [
+                {"state": {"running": {"startedAt": "2026-12-01T11:00:00Z"}}},  # restarted since the pod began
+                {"state": {"running": {"startedAt": "2026-12-01T10:00:05Z"}}},
+            ],
+        }
+    }
+    assert started(pod) == dt.datetime(2026, 12, 1, 11, 0, tzinfo=dt.UTC)
+    assert started({"status": {"containerStatuses": [{"state": {"waiting": {}}}]}}) is None

@@ -1,16 +1,11 @@
-"""Deliver alert webhooks in the background, with retries and backoff, so a slow or failing receiver never
-blocks a check, and one monitor's receiver never delays another's alerts (each monitor has its own outbox). The URL
-comes from the namespace's `modelops-alerts` Secret, must lie under a prefix the administrator allows, and is never
-logged or written to status; the last failed delivery of each monitor is kept for its status."""
+"""Call a monitor's alert webhook. The URL comes from the namespace's `modelops-alerts` Secret, must lie under a
+prefix the administrator allows, and is never logged or written to status. What to deliver, and when to try again,
+is the outbox's, kept in the monitor's status (`resources/outbox.py`)."""
 
 from __future__ import annotations
 
 import base64
 import logging
-import queue
-import threading
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,20 +15,9 @@ from modelops.api.v1alpha1.common import ALERTS_SECRET
 from . import kube
 from .config import POLICY
 
-ATTEMPTS = 5
-FIRST_BACKOFF = 1.0
-#: Deliveries a monitor's outbox holds, and how long its thread waits for one more before it ends.
-OUTBOX_SIZE = 100
-IDLE = 60.0
+#: Seconds a receiver has to answer one delivery.
+TIMEOUT = 5.0
 log = logging.getLogger("modelops.webhook")
-
-
-@dataclass(frozen=True)
-class Delivery:
-    url: str
-    payload: dict[str, Any]
-    #: What is delivered, for logs and status instead of the URL (e.g. `DriftDetected firing`).
-    what: str
 
 
 def receiver(namespace: str, key: str) -> tuple[str | None, str | None]:
@@ -54,59 +38,15 @@ def receiver(namespace: str, key: str) -> tuple[str | None, str | None]:
     return url, None
 
 
-class Outbox:
-    """One monitor's deliveries, in order, on a thread of its own that lives while there is something to deliver:
-    a slow or failing receiver delays only its own monitor's alerts, and an idle monitor holds no thread."""
-
-    def __init__(self, monitor: str, idle: float = IDLE) -> None:
-        self.monitor = monitor
-        self.idle = idle
-        #: Why the last delivery failed, or None when it succeeded (or none was made).
-        self.last_failure: str | None = None
-        self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=OUTBOX_SIZE)
-        self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
-
-    def send(self, delivery: Delivery) -> None:
-        with self._lock:
-            try:
-                self._queue.put_nowait(delivery)
-            except queue.Full:
-                log.warning("webhook outbox full: dropping %s of %s", delivery.what, self.monitor)
-                self.last_failure = f"{delivery.what}: dropped, the outbox was full"
-                return
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._deliver, name=f"webhook {self.monitor}", daemon=True)
-                self._worker.start()
-
-    def _deliver(self) -> None:
-        while True:
-            try:
-                delivery = self._queue.get(timeout=self.idle)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._worker = None
-                        return
-                continue
-            problem = deliver(delivery.url, delivery.payload, f"{self.monitor} {delivery.what}")
-            self.last_failure = None if problem is None else f"{delivery.what}: {problem} after {ATTEMPTS} attempts"
-
-
-def deliver(url: str, payload: dict[str, Any], what: str, attempts: int = ATTEMPTS) -> str | None:
-    """POST the payload, retrying; None on success, else the last attempt's problem (no URL in it)."""
-    delay = FIRST_BACKOFF
-    problem = "not attempted"
-    for attempt in range(1, attempts + 1):
-        try:
-            answer = httpx.post(url, json=payload, timeout=5, follow_redirects=False)
-            if answer.status_code < 300:
-                return None
-            problem = f"HTTP {answer.status_code}"
-        except httpx.HTTPError as error:
-            problem = type(error).__name__
-        log.warning("webhook %s: attempt %d/%d failed (%s)", what, attempt, attempts, problem)
-        if attempt < attempts:
-            time.sleep(delay)
-            delay *= 2
+async def post(url: str, payload: dict[str, Any], what: str) -> str | None:
+    """POST one payload once, awaited on the event loop (a receiver that hangs holds no thread); None when the
+    receiver took it, else why not (no URL in it, nor in the log)."""
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as client:
+            answer = await client.post(url, json=payload)
+        problem = None if answer.status_code < 300 else f"HTTP {answer.status_code}"
+    except httpx.HTTPError as error:
+        problem = type(error).__name__
+    if problem is not None:
+        log.warning("webhook %s: not delivered (%s); tried again with backoff", what, problem)
     return problem

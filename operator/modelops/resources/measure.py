@@ -318,12 +318,22 @@ def since(start: dict[str, ServingTotals], now: dict[str, ServingTotals]) -> Ser
 Scrape = tuple[float, dict[str, ServingTotals]]
 
 
-def counts_over(history: Sequence[Scrape], seconds: float) -> dict[str, ServingTotals]:
+def counts_over(
+    history: Sequence[Scrape], seconds: float, fresh: bool = False, patience: float = 0.5
+) -> dict[str, ServingTotals] | None:
     """Each version's counts of (about) the last `seconds`, from scrapes oldest first: the newest scrape minus the
-    newest one at least that old (or the oldest, once it is half that old); a version the older scrape did not see,
-    or with no older scrape at all, counts whole."""
+    newest one at least that old. Without one (this process has scraped for less than that: it started, or took
+    over, lately), the counters are the window if every pod started within it (`fresh`); else the oldest scrape
+    stands in once it is `patience` of the window old, and before that the window cannot be told (None): a pod's
+    whole count is no window's. A version the older scrape did not see counts whole."""
     *older, (moment, newest) = history
     old = [counts for when, counts in older if when <= moment - seconds]
-    first_when, first = older[0] if older else (moment, {})
-    reference = old[-1] if old else first if first_when <= moment - seconds * 0.5 else {}
+    if old:
+        reference = old[-1]
+    elif fresh:
+        reference = {}
+    elif older and older[0][0] <= moment - seconds * patience:
+        reference = older[0][1]
+    else:
+        return None
     return {version: window_delta(reference.get(version), counts) for version, counts in newest.items()}

@@ -17,16 +17,18 @@ from modelops.api.v1alpha1.common import duration_seconds
 from modelops.api.v1alpha1.modelmonitor import (
     ActiveAlert,
     AlertName,
+    AlertNotice,
     ErrorRateSpec,
     LatencySpec,
     RetrainRecord,
     VersionPerformance,
+    WebhookDelivery,
 )
 from modelops.api.v1alpha1.modelmonitor import FeatureDrift as FeatureDriftStatus
 from modelops.contract import serving as wire
 from modelops.drift import DatasetDrift, FeatureDrift, dataset_drift, feature_drift
 
-from . import meta
+from . import meta, outbox
 from .alerts import webhook_condition, webhook_payload
 from .conditions import kstatus, set_condition
 from .events import Event
@@ -112,11 +114,10 @@ def judge(monitor: ModelMonitor, window: ServingTotals, served: tuple[Served, ..
 @dataclass(frozen=True)
 class Webhook:
     """The monitor's webhook as the controller found it: configured or not, usable or not (`problem` names the
-    field: its Secret, key or URL), and why its last delivery failed, if it did."""
+    field: its Secret, key or URL). Whether its receiver takes what it is sent is the outbox's (`status.webhook`)."""
 
     configured: bool = False
     problem: str | None = None
-    last_failure: str | None = None
 
     @property
     def usable(self) -> bool:
@@ -128,10 +129,9 @@ class Report:
     """What one judged window changes, for the controller to apply."""
 
     status: ModelMonitorStatus
-    #: Told on the monitor; the deployment hears the same, named after the monitor.
+    #: Told on the monitor; the deployment hears the same, named after the monitor. (The changes the webhook is to
+    #: deliver are queued in `status.webhook`, when it is usable.)
     events: list[Event]
-    #: Alertmanager-style payloads to deliver (only when the webhook is usable), with what each says.
-    deliveries: list[tuple[str, dict[str, Any]]]
     #: Every alert, raised now or not (the operator's gauges).
     raised: dict[AlertName, bool]
     #: Whether to start a retraining now (drift, retraining enabled, no retraining or refusal in the cooldown).
@@ -159,7 +159,7 @@ def report(
     previous = {a.name: a for a in old.active_alerts or []}
     conditions = old.conditions
     events: list[Event] = []
-    deliveries: list[tuple[str, dict[str, Any]]] = []
+    notices: list[AlertNotice] = []
     watched = watched_alerts(monitor)
     for alert in watched:
         raised = alert in judgement.alerts
@@ -178,19 +178,14 @@ def report(
             )
         )
         if webhook.usable:
-            payload = webhook_payload(
-                namespace=monitor.metadata.namespace or "",
-                monitor=monitor.metadata.name,
-                deployment=monitor.spec.deployment,
-                alert=alert,
-                firing=raised,
-                message=message or previous[alert].message,
-                since=_rfc3339(previous[alert].since if alert in previous else when),
-                now=_rfc3339(when),
+            since = previous[alert].since if alert in previous else when
+            notices.append(
+                AlertNotice(
+                    alert=alert, firing=raised, since=since, at=when, message=message or previous[alert].message
+                )
             )
-            deliveries.append((f"{alert} {'firing' if raised else 'resolved'}", payload))
-    delivered = webhook_condition(webhook.configured, webhook.problem, webhook.last_failure)
-    conditions = set_condition(conditions, "WebhookDelivered", *delivered, generation)
+    waiting = outbox.queued(old.webhook, notices) if webhook.configured else None
+    conditions = set_condition(conditions, "WebhookDelivered", *_webhook_condition(webhook, waiting), generation)
     summary = f"{judgement.requests:.0f} requests in the window; " + (
         "; ".join(judgement.alerts.values()) if judgement.alerts else "no alerts"
     )
@@ -224,9 +219,39 @@ def report(
             for alert, message in judgement.alerts.items()
         ],
         conditions=conditions,
+        webhook=waiting,
     )
     retrain = _retrain_due(monitor, judgement, old, when, retrain_refused)
-    return Report(status, events, deliveries, {a: a in judgement.alerts for a in watched}, retrain)
+    return Report(status, events, {a: a in judgement.alerts for a in watched}, retrain)
+
+
+def delivered(
+    monitor: ModelMonitor, status: ModelMonitorStatus, webhook: Webhook, waiting: WebhookDelivery | None
+) -> ModelMonitorStatus:
+    """The status with the outbox as a delivery (or a failed attempt) left it, and `WebhookDelivered` told again."""
+    said = _webhook_condition(webhook, waiting)
+    return status.updated(
+        webhook=waiting,
+        conditions=set_condition(status.conditions, "WebhookDelivered", *said, monitor.metadata.generation),
+    )
+
+
+def _webhook_condition(webhook: Webhook, waiting: WebhookDelivery | None) -> tuple[bool, str, str]:
+    return webhook_condition(webhook.configured, webhook.problem, outbox.failure(waiting))
+
+
+def payload(monitor: ModelMonitor, notice: AlertNotice) -> dict[str, Any]:
+    """The Alertmanager-style payload of one change: the same however often it is sent."""
+    return webhook_payload(
+        namespace=monitor.metadata.namespace or "",
+        monitor=monitor.metadata.name,
+        deployment=monitor.spec.deployment,
+        alert=notice.alert,
+        firing=notice.firing,
+        message=notice.message,
+        since=_rfc3339(notice.since),
+        now=_rfc3339(notice.at),
+    )
 
 
 def stalled(monitor: ModelMonitor, reason: str, message: str) -> ModelMonitorStatus:
@@ -235,6 +260,20 @@ def stalled(monitor: ModelMonitor, reason: str, message: str) -> ModelMonitorSta
     generation = monitor.metadata.generation
     return old.updated(
         observed_generation=generation, conditions=kstatus(old.conditions, "Stalled", reason, message, generation)
+    )
+
+
+def unmeasured(monitor: ModelMonitor, message: str) -> ModelMonitorStatus:
+    """The status of a check too soon after this process began to read the pods' counters to tell the window
+    (`measure.counts_over`): what the last check said stands, alerts included, rather than flap them at every
+    restart or takeover; a monitor never checked says it is Reconciling."""
+    old = monitor.status or ModelMonitorStatus()
+    if old.last_check_time is not None:
+        return old
+    generation = monitor.metadata.generation
+    return old.updated(
+        observed_generation=generation,
+        conditions=kstatus(old.conditions, "Reconciling", "WindowFilling", message, generation),
     )
 
 

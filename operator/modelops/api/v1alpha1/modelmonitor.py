@@ -270,6 +270,32 @@ class ActiveAlert(ApiModel):
     message: str = Field(description="What was measured.")
 
 
+class AlertNotice(ApiModel):
+    """An alert's change the webhook has not yet taken."""
+
+    alert: AlertName = Field(description="The alert.")
+    firing: bool = Field(description="Raised (firing), or cleared (resolved).")
+    since: datetime = Field(description="When it was raised (the payload's startsAt).")
+    at: datetime = Field(description="When it changed (a resolved alert's endsAt).")
+    message: str = Field(description="What was measured.")
+
+
+#: Changes kept for a webhook that does not take them; beyond, the oldest is dropped (and that is said).
+MAX_UNDELIVERED = 20
+
+
+class WebhookDelivery(ApiModel):
+    """The webhook's outbox, kept in the status so that whichever operator replica leads goes on delivering it, in
+    order, after a restart or a receiver's outage."""
+
+    undelivered: list[AlertNotice] | None = Field(
+        default=None, max_length=MAX_UNDELIVERED, description="Changes still to deliver, oldest first."
+    )
+    attempts: int | None = Field(default=None, description="Failed attempts at delivering the oldest.")
+    next_attempt_time: datetime | None = Field(default=None, description="When it is tried again.")
+    last_failure: str | None = Field(default=None, description="Why the last attempt failed (never the URL).")
+
+
 class RetrainRecord(ApiModel):
     """The last retraining started."""
 
@@ -292,6 +318,7 @@ class ModelMonitorStatus(StatusBase):
     )
     active_alerts: list[ActiveAlert] | None = Field(default=None, description="Alerts currently raised.")
     last_retrain: RetrainRecord | None = Field(default=None, description="The last retraining started.")
+    webhook: WebhookDelivery | None = Field(default=None, description="Alert changes the webhook has yet to take.")
 
 
 class ModelMonitor(CustomResource):
