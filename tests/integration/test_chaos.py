@@ -32,6 +32,7 @@ from tests.support.deployments import condition, deployment, traffic, version
 from tests.support.kube import APPROVERS, Kubectl
 from tests.support.manifests import MODEL_VERSION
 from tests.support.operator import allowed_by_administrator
+from tests.support.prometheus import Prometheus
 from tests.support.waiting import eventually
 
 LEASE = "modelops-chaos"
@@ -57,12 +58,16 @@ class Plan:
     episodes: int  # the alerting monitor's ErrorRateHigh raised and cleared
     restarts: tuple[str, ...] = ()  # control-plane components restarted mid-reconcile
     receiver_down_s: float = 0  # the webhook receiver refusing connections over an episode's raise
+    prometheus_down_s: float = 0  # with it, a monitor reads through Prometheus, which is stopped this long
     gap_s: tuple[float, float] = (0.0, 6.0)  # a kill comes this long (uniformly) after the last takeover
 
     @property
     def objects(self) -> int:
         """What the churn creates: builds and their versions, records, deployments, monitors (each + the alert's)."""
-        return 2 * self.builds + self.records + 1 + self.serving + self.idle + 1 + self.monitors + 1
+        through_prometheus = 1 if self.prometheus_down_s else 0
+        return (
+            2 * self.builds + self.records + 1 + self.serving + self.idle + 1 + self.monitors + 1 + through_prometheus
+        )
 
 
 SHORT = Plan(kills=4, builds=3, serving=1, idle=8, monitors=8, records=8, episodes=2)
@@ -76,6 +81,7 @@ LONG = Plan(
     episodes=4,
     restarts=("kube-apiserver", "etcd"),
     receiver_down_s=150,
+    prometheus_down_s=120,
     gap_s=(2.0, 14.0),  # the leader works a while between kills, or 200 objects would never settle
 )
 
@@ -266,7 +272,10 @@ def sink() -> Iterator[AlertReceiver]:
 def candidates(
     namespace: str, operator_env: dict[str, str], sink: AlertReceiver, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Candidates]:
-    """Two operator candidates for the Lease, with what the administrator allows this test (the webhook sink)."""
+    """Two operator candidates for the Lease, with what the administrator allows this test (the webhook sink, and
+    in the long form Prometheus)."""
+    if plan().prometheus_down_s:
+        request.getfixturevalue("prometheus")
     running = Candidates(tmp_path, namespace, LEASE, {**operator_env, **allowed_by_administrator(request)})
     yield running
     running.stop()
@@ -296,8 +305,42 @@ def in_turn(steps: list[Callable[[], object]], rng: random.Random) -> None:
         step()
 
 
+THROUGH_PROMETHEUS = "through-prometheus"
+
+
+def prometheus_outage(kubectl: Kubectl, request: pytest.FixtureRequest, down_s: float) -> threading.Thread:
+    """A monitor of `cancer` reading through Prometheus, judged once; then, in a thread, Prometheus stopped for
+    `down_s` seconds and started again (same address, same data)."""
+    prometheus: Prometheus = request.getfixturevalue("prometheus")
+    pods = kubectl.get("pods", "-l", "app.kubernetes.io/instance=cancer")["items"]
+    prometheus.set_targets([f"{p['status']['podIP']}:3000" for p in pods], kubectl.namespace)
+    through = monitor(THROUGH_PROMETHEUS, "cancer")
+    through["spec"].update(source={"type": "Prometheus", "prometheusUrl": prometheus.url}, window="10s")
+    kubectl.apply(through)
+    eventually(lambda: checked(kubectl, THROUGH_PROMETHEUS), timeout=120, what="judged through Prometheus")
+
+    def down_and_up() -> None:
+        prometheus.stop()
+        print(f"# Prometheus stopped for {down_s:.0f} s")
+        time.sleep(down_s)
+        prometheus.start()
+        print("# Prometheus started again")
+
+    thread = threading.Thread(target=down_and_up, name="prometheus-outage", daemon=True)
+    thread.start()
+    return thread
+
+
+def checked(kubectl: Kubectl, name: str) -> bool:
+    """The monitor is Ready, having judged a window at its current generation."""
+    item = kubectl.get("mm", name)
+    ready = next((c for c in item.get("status", {}).get("conditions", []) if c["type"] == "Ready"), {})
+    current = ready.get("observedGeneration") == item["metadata"]["generation"]
+    return ready.get("status") == "True" and ready.get("reason") == "Checked" and current
+
+
 def test_everything_converges_after_kills_and_outages(
-    kubectl: Kubectl, candidates: Candidates, sink: AlertReceiver, forest: dict
+    kubectl: Kubectl, candidates: Candidates, sink: AlertReceiver, forest: dict, request: pytest.FixtureRequest
 ) -> None:
     chaos = plan()
     seed = int(os.environ.get("MODELOPS_CHAOS_SEED") or random.SystemRandom().randrange(10**6))
@@ -360,12 +403,15 @@ def test_everything_converges_after_kills_and_outages(
     if restarts:
         restart(restarts.pop(0), killer, candidates)  # the serving deployments are rolling out
 
-    # The alert raised and cleared around the kills, once with the receiver down for minutes.
+    # The alert raised and cleared around the kills, once with the receiver down for minutes; Prometheus down too.
     try:
         eventually(lambda: condition(kubectl, "Ready").get("status") == "True", timeout=300, what="cancer serving")
+        outage = prometheus_outage(kubectl, request, chaos.prometheus_down_s) if chaos.prometheus_down_s else None
         for number in range(chaos.episodes):
             episode(kubectl, sink, chaos.receiver_down_s if number == 1 else 0)
         killer.join(timeout=60 * max(5, chaos.kills))
+        if outage is not None:
+            outage.join(timeout=chaos.prometheus_down_s + 60)
     except BaseException:
         print(
             json.dumps(
@@ -388,6 +434,8 @@ def test_everything_converges_after_kills_and_outages(
 
     try:
         eventually(settled, timeout=300, what="convergence")
+        if outage is not None:  # Stalled (MetricsUnavailable) counts as settled: judging again is what tells
+            eventually(lambda: checked(kubectl, THROUGH_PROMETHEUS), timeout=120, what="judged through Prometheus")
     except AssertionError as error:
         raise AssertionError(f"{error}; still waiting for: {waiting}") from None
     with contextlib.suppress(AssertionError):  # what never arrives is counted as lost below
