@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import threading
 
-from modelops.controllers.leadership import Holder, Timing, move
+import pytest
+from kubernetes import client
+
+from modelops.controllers.leadership import Elector, Holder, Timing, move
+from modelops.devcluster.cluster import free_port
 
 TIMING = Timing(lease_seconds=15, renew_deadline_seconds=10, retry_seconds=2)
 
@@ -30,3 +34,21 @@ def test_a_leader_stops_before_its_lease_can_pass_on() -> None:
     period: all before a standby may take the lease."""
     for timing in (TIMING, Timing()):
         assert timing.renew_deadline_seconds + 2 * timing.retry_seconds < timing.lease_seconds
+
+
+def test_an_api_server_that_does_not_answer_is_waited_out_never_a_crash() -> None:
+    """As while the API server restarts: a candidate goes on waiting, and a leader's renewal says it lost the
+    Lease after its renew deadline. (An error below the client's, a refused connection or a timeout, used to end
+    the standby's process, and the leader's renewal thread without a word.)"""
+    configuration = client.Configuration()
+    configuration.host = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    configuration.retries = 0
+    elector = Elector(client.ApiClient(configuration), "ops", "modelops", "me", Timing(3, 0.5, 0.1))
+    stopping = threading.Event()
+    threading.Timer(1.0, stopping.set).start()
+    assert elector.acquire(stopping) is False, "waited until told to stop"
+    said: list[str] = []
+    lost = threading.Event()
+    elector.keep(lambda why: (said.append(why), lost.set()))
+    assert lost.wait(10), "the renewal told its loss"
+    assert said[0].startswith("could not renew Lease ops/modelops for "), said

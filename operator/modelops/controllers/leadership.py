@@ -29,8 +29,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+#: What a Lease call may end in besides an answer: the API server's refusal, or no answer at all (a refused
+#: connection, a timeout: the server restarts, or this node is cut off). Either way the holder is not known.
+UNANSWERED = (ApiException, urllib3.exceptions.HTTPError)
 
 log = logging.getLogger("modelops.leadership")
 
@@ -150,15 +155,15 @@ class Elector:
             try:
                 self.api.replace_namespaced_lease(self.name, self.namespace, body, _request_timeout=self._timeout)
                 log.info("released Lease %s/%s", self.namespace, self.name)
-            except ApiException as error:  # held by another already, or unreachable: it expires on its own
-                log.warning("could not release Lease %s/%s: %s", self.namespace, self.name, error.reason)
+            except UNANSWERED as error:  # held by another already, or unreachable: it expires on its own
+                log.warning("could not release Lease %s/%s: %s", self.namespace, self.name, _why(error))
 
     def _attempt(self) -> Holder | None:
         """Read the Lease and take or renew it when `move` says so; the holder afterwards (None: unknown)."""
         try:
             found = self._read()
-        except ApiException as error:
-            log.warning("cannot read Lease %s/%s: %s", self.namespace, self.name, error.reason)
+        except UNANSWERED as error:
+            log.warning("cannot read Lease %s/%s: %s", self.namespace, self.name, _why(error))
             return None
         now = time.monotonic()
         if found is not None and (self._seen is None or self._seen[0] != found.version):
@@ -195,10 +200,10 @@ class Elector:
                 written = self.api.replace_namespaced_lease(
                     self.name, self.namespace, self._body(wanted), _request_timeout=self._timeout
                 )
-        except ApiException as error:
-            if error.status in (409, 422):
+        except UNANSWERED as error:
+            if isinstance(error, ApiException) and error.status in (409, 422):
                 return None  # someone else wrote it first: read again at the next retry
-            log.warning("cannot write Lease %s/%s: %s", self.namespace, self.name, error.reason)
+            log.warning("cannot write Lease %s/%s: %s", self.namespace, self.name, _why(error))
             return None
         self._held = Holder(self.me, written.metadata.resource_version, transitions, written.spec.acquire_time)
         self._seen = (self._held.version, time.monotonic())
@@ -218,6 +223,11 @@ class Elector:
                 lease_transitions=holder.transitions,
             ),
         )
+
+
+def _why(error: Exception) -> str:
+    """The API server's reason, or the kind of failure when it did not answer (never the server's address)."""
+    return str(error.reason) if isinstance(error, ApiException) else type(error).__name__
 
 
 def stop_at_once(reason: str) -> None:
