@@ -23,7 +23,9 @@ STEPS = [{"weight": 0, "mirror": 50, "pause": "1m"}, {"weight": 10, "pause": "1m
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 
 
-def deployment(gateway: dict[str, Any] | None = None, replicas: int = 4, reconciled: bool = True) -> ModelDeployment:
+def deployment(
+    gateway: dict[str, Any] | None = None, replicas: int = 4, reconciled: bool = True, generation: int = 1
+) -> ModelDeployment:
     """A deployment (reconciled before, unless said otherwise: its status names the generation seen)."""
     spec: dict[str, Any] = {
         "model": MODEL,
@@ -34,7 +36,11 @@ def deployment(gateway: dict[str, Any] | None = None, replicas: int = 4, reconci
         spec["gateway"] = gateway
     status = {"observedGeneration": 1} if reconciled else None
     return ModelDeployment.model_validate(
-        {"metadata": {"name": "d", "namespace": NAMESPACE, "uid": "u1"}, "spec": spec, "status": status}
+        {
+            "metadata": {"name": "d", "namespace": NAMESPACE, "uid": "u1", "generation": generation},
+            "spec": spec,
+            "status": status,
+        }
     )
 
 
@@ -140,3 +146,21 @@ def test_a_deployment_never_reconciled_asks_to_remove_nothing() -> None:
     assert wanted.remove == []
     _, wanted = planned(deployment(), None, "Replicas")
     assert Child("apps/v1", "Deployment", "d-canary") in wanted.remove
+    assert wanted.absent == [], "once reconciled, what is unwanted is asked for"
+
+
+def test_what_a_deployment_never_reconciled_and_never_changed_cannot_have_is_known_absent() -> None:
+    """So that its second reconcile (its servers' first status) asks for none of them either."""
+    _, wanted = planned(deployment(reconciled=False), None, "Replicas")
+    assert set(wanted.absent) == {
+        Child("apps/v1", "Deployment", "d-canary"),
+        Child("apps/v1", "Deployment", "d-shadow"),
+        Child("v1", "Service", "d-shadow"),
+        Child("autoscaling/v2", "HorizontalPodAutoscaler", "d"),
+    }
+    _, changed = planned(deployment(reconciled=False, generation=2), None, "Replicas")
+    assert changed.absent == [], "an earlier spec may have asked for any of them"
+    _, routed = planned(deployment({"name": "shared"}, reconciled=False), None, "Replicas")
+    assert not any(c.kind == "HTTPRoute" or (c.name == "d-canary" and c.kind == "Service") for c in routed.absent), (
+        "whether a route was written depends on discovery and policy too"
+    )

@@ -270,6 +270,8 @@ def _apply_routed(
     namespace, uid = md.metadata.namespace or "", md.metadata.uid or ""
     for child in wanted.remove:
         kube.delete_child(child.api_version, child.kind, namespace, child.name, uid)
+    for child in wanted.absent:  # so that a later reconcile does not ask for them either
+        kube.OWNED.gone((child.kind, namespace, child.name))
     servers = [applied[("Deployment", name)] for name in wanted.servers]
     if unused and state.status.routing != routed:  # said once, when the routing changes
         return servers, state.said(("Warning", "GatewayNotUsed", unused), status=wanted.rollout)

@@ -8,7 +8,7 @@ runs behind a Service of its own, and the stable servers mirror to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelops.api.v1alpha1 import ModelDeployment, ModelVersion
@@ -31,12 +31,14 @@ class Child:
 class Children:
     """What serves a deployment now: the manifests to apply, in order; the names of the server Deployments among
     them that stand behind the deployment's Service (their status says whether a rollout is pending); the children
-    to remove; and the rollout with the weights and routing applied."""
+    to remove; the rollout with the weights and routing applied; and the unwanted children no reconcile can have
+    written, known absent without asking."""
 
     apply: list[dict[str, Any]]
     servers: list[str]
     remove: list[Child]
     rollout: RolloutStatus
+    absent: list[Child] = field(default_factory=list)
 
 
 def routing(deployment: ModelDeployment, policy: Policy, gateway_api: bool) -> tuple[Routing, str | None]:
@@ -111,23 +113,19 @@ def plan(
     if hpa:
         apply.append(hpa)
     running = {m["metadata"]["name"] for m in apply if m["kind"] == "Deployment"}
-    remove = _gone(deployment, rollout, routed, gateway_api, running, hpa is not None)
-    return Children(apply, servers, remove, rollout.model_copy(update={**weights, "routing": routed}))
+    unwanted = _unwanted(deployment, rollout, running, hpa is not None)
+    unrouted = _unrouted(deployment, rollout, routed, gateway_api)
+    weighed = rollout.model_copy(update={**weights, "routing": routed})
+    if deployment.status is not None and deployment.status.observed_generation is not None:
+        return Children(apply, servers, unwanted + unrouted, weighed)
+    # Never reconciled: no earlier reconcile wrote a canary (nothing served yet), and while the spec has not changed
+    # (generation 1) every one wrote what this one writes (what a routing leaves depends on discovery and policy too)
+    return Children(apply, servers, [], weighed, unwanted if deployment.metadata.generation == 1 else [])
 
 
-def _gone(
-    deployment: ModelDeployment,
-    rollout: RolloutStatus,
-    routed: Routing,
-    gateway_api: bool,
-    running: set[str],
-    scaled: bool,
-) -> list[Child]:
-    """The children that may exist from an earlier step or routing and are no longer wanted; one that can never
-    have been written is not asked for, so a plain deployment costs no extra request. A deployment never
-    reconciled before (no observed generation) has none: its first reconcile writes no canary."""
-    if deployment.status is None or deployment.status.observed_generation is None:
-        return []
+def _unwanted(deployment: ModelDeployment, rollout: RolloutStatus, running: set[str], scaled: bool) -> list[Child]:
+    """The children an earlier step or spec may have left that are no longer wanted; one that can never have been
+    written is not asked for, so a plain deployment costs no extra request."""
     steps = deployment.spec.rollout.canary.steps if deployment.spec.rollout and deployment.spec.rollout.canary else []
     canary, shadow = children.deployment_name(deployment, "canary"), children.deployment_name(deployment, "shadow")
     gone: list[Child] = []
@@ -135,13 +133,19 @@ def _gone(
         gone.append(Child("apps/v1", "Deployment", canary))
     if shadow not in running and (rollout.mirror or any(s.mirror for s in steps)):
         gone += [Child("apps/v1", "Deployment", shadow), Child("v1", "Service", shadow)]
-    was_routed = rollout.routing == "HTTPRoute" or deployment.spec.gateway is not None
-    if routed != "HTTPRoute" and was_routed:
-        if gateway_api:  # else the routes went with their CRD
-            gone.append(Child(*children.HTTPROUTE, deployment.metadata.name))
-        gone.append(Child("v1", "Service", canary))
     if not children.feedback_taken(deployment):
         gone.append(Child("v1", "Service", children.peers_name(deployment)))
     if not scaled:
         gone.append(Child("autoscaling/v2", "HorizontalPodAutoscaler", deployment.metadata.name))
     return gone
+
+
+def _unrouted(deployment: ModelDeployment, rollout: RolloutStatus, routed: Routing, gateway_api: bool) -> list[Child]:
+    """What an earlier routing through an HTTPRoute left, once the traffic no longer takes it."""
+    was_routed = rollout.routing == "HTTPRoute" or deployment.spec.gateway is not None
+    if routed == "HTTPRoute" or not was_routed:
+        return []
+    canary = Child("v1", "Service", children.deployment_name(deployment, "canary"))
+    if gateway_api:  # else the routes went with their CRD
+        return [Child(*children.HTTPROUTE, deployment.metadata.name), canary]
+    return [canary]
