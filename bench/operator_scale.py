@@ -201,6 +201,7 @@ def with_operator(
     operator = Operator(Path(tempfile.gettempdir()) / "modelops-bench-operator.log", namespaces=[ns], metrics=False)
     operator.start()
     try:
+        until_approved(dyn, ns)
         mds = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelDeployment")
         started = time.perf_counter()
         with ThreadPoolExecutor(WORKERS) as pool:
@@ -210,6 +211,19 @@ def with_operator(
         return written, ready, peak_rss_mb(pid), cpu_seconds(pid), watches
     finally:
         operator.stop(timeout=60)
+
+
+def until_approved(dyn: dynamic.DynamicClient, ns: str) -> None:
+    """Until the operator has approved the version, as the plain client's side starts with it approved: else the
+    deployments created first find nothing to serve, and are reconciled twice."""
+    versions = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelVersion")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        body = versions.get(name=f"{MODEL}-v1", namespace=ns).to_dict()
+        if (body.get("status") or {}).get("stage") == "Approved":
+            return
+        time.sleep(0.2)
+    raise SystemExit("the operator did not approve the version in 2 minutes")
 
 
 def per_deployment(before: Counter[str], after: Counter[str], count: int) -> dict[str, float]:
