@@ -143,6 +143,7 @@ def test_concurrent_requests_are_batched_and_each_caller_gets_its_own_answer(
     own = own_model(trained[1], tmp_path)
     for i, answer in enumerate(answers):
         assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"] == "application/json"
         body = answer.json()
         assert body["requestId"] == answer.headers["X-Request-Id"] == f"caller-{i}"
         assert body["predictions"] == own.predict(parts[i]).tolist()
