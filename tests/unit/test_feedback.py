@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from modelops.contract import serving as wire
-from modelops.runtime.feedback import AnswerLog, Label, parse_labels
+from modelops.runtime.feedback import AnswerLog, Answers, Label, parse_labels
 from modelops.runtime.quality import expected_matrix, score_bins
 from tests.support.server import serving
 from tests.support.training import bundled, run_trainer, train_bundled
@@ -165,10 +165,10 @@ def test_a_regressors_labels_give_its_error_sums(regressor: str) -> None:
 
 def test_answers_expire_and_the_oldest_go_beyond_capacity(tmp_path: Path) -> None:
     log = AnswerLog(tmp_path / "a.sqlite3", retention=60, capacity=100)
-    log.keep("old", [1], [0.9], now=1000)
+    log.keep([Answers("old", [1], [0.9])], now=1000)
     assert log.take("old", 0, now=1061) is None, "expired"
-    for i in range(150):
-        log.keep(f"r{i}", [0, 1], None, now=2000 + i)
+    for i in range(0, 150, 2):  # as batches of two requests, each batch in one write
+        log.keep([Answers(f"r{i}", [0, 1], None), Answers(f"r{i + 1}", [0, 1], None)], now=2000 + i)
     log.prune(now=2150)
     assert len(log) == 100
     assert log.take("r0", 0, now=2150) is None, "the oldest went first"

@@ -15,6 +15,7 @@ import re
 import socket
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ STORE_ENV = "MODELOPS_FEEDBACK_STORE"
 MAX_LABELS = 10_000
 #: How long a peer may take to answer a hand-over.
 PEER_TIMEOUT = 5.0
-#: Every how many kept answers the expired and surplus ones are removed.
+#: Every how many requests kept the expired and surplus ones are removed.
 PRUNE_EVERY = 64
 
 _REQUEST_ID = re.compile(wire.REQUEST_ID_PATTERN)
@@ -60,6 +61,15 @@ class Label:
         return {"requestId": self.request_id, "label": self.label, "index": self.index}
 
 
+@dataclass(frozen=True)
+class Answers:
+    """What one request was answered, to keep: a prediction per record, and the positive class's scores."""
+
+    request_id: str
+    predictions: list[Any]
+    scores: list[float] | None
+
+
 class AnswerLog:
     """The answers this pod gave, for labels to join; shared by its worker processes through one file."""
 
@@ -76,15 +86,17 @@ class AnswerLog:
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS answers_at ON answers (at)")
 
-    def keep(self, request_id: str, predictions: list[Any], scores: list[float] | None, now: float) -> None:
-        """Keep a request's answers (a request id used again replaces the earlier answers)."""
+    def keep(self, answers: Sequence[Answers], now: float) -> None:
+        """Keep the answers of a batch's requests in one transaction, not one per request: under load a batch holds
+        tens of requests (a request id used again replaces the earlier answers)."""
         rows = [
-            (request_id, i, json.dumps(p), None if scores is None else float(scores[i]), now)
-            for i, p in enumerate(predictions)
+            (answer.request_id, i, json.dumps(p), None if answer.scores is None else float(answer.scores[i]), now)
+            for answer in answers
+            for i, p in enumerate(answer.predictions)
         ]
         with self._lock:
             self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)", rows)
-            self._kept_since_prune += 1
+            self._kept_since_prune += len(answers)
             if self._kept_since_prune >= PRUNE_EVERY:
                 self._kept_since_prune = 0
                 self._prune(now)

@@ -403,15 +403,18 @@ class ModelServer:
             else:
                 self.quality.answered(listed, probabilities)
         rounded = None if probabilities is None else probabilities.round(6).tolist()
-        now, start = time.time(), 0
+        start = 0
         sliced: list[Predicted | Exception] = []
+        kept: list[feedback.Answers] = []
         for request in requests:
             part = slice(start, start + len(request.records))
             start = part.stop
             if self.answers is not None:
                 scores = self.quality.positive_scores(None if probabilities is None else probabilities[part])
-                self.answers.keep(request.request_id, listed[part], scores, now)
+                kept.append(feedback.Answers(request.request_id, listed[part], scores))
             sliced.append(Predicted(listed[part], None if rounded is None else rounded[part]))
+        if self.answers is not None:
+            self.answers.keep(kept, time.time())
         if time.monotonic() - self.telemetry.flushed > Telemetry.FLUSH_EVERY:
             self.flush()
         return sliced
