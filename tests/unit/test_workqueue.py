@@ -28,13 +28,13 @@ class Recorder:
     """Work that records each call, held until released."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, list[int]]] = []
-        self.running: dict[str, int] = {}
-        self.most_at_once: dict[str, int] = {}
+        self.calls: list[tuple[Any, list[int]]] = []
+        self.running: dict[Any, int] = {}
+        self.most_at_once: dict[Any, int] = {}
         self.release = threading.Event()
         self.lock = threading.Lock()
 
-    def __call__(self, key: str, want: list[int]) -> None:
+    def __call__(self, key: Any, want: list[int]) -> None:
         with self.lock:
             self.running[key] = self.running.get(key, 0) + 1
             self.most_at_once[key] = max(self.most_at_once.get(key, 0), self.running[key])
@@ -138,3 +138,30 @@ def test_the_work_runs_in_the_context_of_the_first_call_not_each_callers() -> No
     with ThreadPoolExecutor(1) as threads:
         asyncio.run(scenario(WorkQueue(lambda key, want: seen.append(who.get()), lambda a, b: a, threads)))
     assert seen == ["kopf's handler", "kopf's handler"]
+
+
+def test_each_tenant_takes_its_turn_and_other_work_on_the_threads_waits_behind_few() -> None:
+    """Mallory's burst of ten keys does not make alice's one, nor a monitor's check on the same threads, wait
+    behind all ten (first in, first out, both would run last)."""
+    work = Recorder()
+    ran: list[str] = []
+
+    async def scenario(queue: WorkQueue[tuple[str, str], list[int]], threads: ThreadPoolExecutor) -> None:
+        for i in range(10):
+            queue.add(("mallory", f"md-{i}"), [i])
+        await until(lambda: work.running == {("mallory", "md-0"): 1})
+        queue.add(("alice", "md"), [0])
+        threads.submit(ran.append, "a monitor's check")
+        work.release.set()
+        await until(lambda: len(work.calls) == 11)
+
+    def record(key: tuple[str, str], want: list[int]) -> None:
+        work(key, want)
+        ran.append(key[0])
+
+    with ThreadPoolExecutor(1) as threads:
+        queue = WorkQueue(record, lambda a, b: a + b, threads, tenant=workqueue.namespace, concurrency=1)
+        asyncio.run(scenario(queue, threads))
+    assert ran[:4] == ["mallory", "a monitor's check", "mallory", "alice"]
+    assert sorted(key for key, _ in work.calls) == [("alice", "md")] + [("mallory", f"md-{i}") for i in range(10)]
+    assert ran.count("mallory") == 10, "none lost, none twice"

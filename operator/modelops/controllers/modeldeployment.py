@@ -73,7 +73,7 @@ def _queued_reconcile(key: tuple[str, str], generation: Generation | None) -> No
 
 #: The deployments events asked to reconcile (by namespace and name), each once however many events asked.
 RECONCILES: workqueue.WorkQueue[tuple[str, str], Generation | None] = workqueue.WorkQueue(
-    _queued_reconcile, _newer, HANDLER_THREADS
+    _queued_reconcile, _newer, HANDLER_THREADS, tenant=workqueue.namespace
 )
 
 

@@ -119,7 +119,7 @@ def _newest(older: list[ServingRef], newer: list[ServingRef]) -> list[ServingRef
 
 #: The versions whose `servedBy` is to be written (by namespace and name), with their servers as last found.
 SERVED_BY: workqueue.WorkQueue[tuple[str, str], list[ServingRef]] = workqueue.WorkQueue(
-    lambda key, refs: _sync_served(*key, refs), _newest, HANDLER_THREADS
+    lambda key, refs: _sync_served(*key, refs), _newest, HANDLER_THREADS, tenant=workqueue.namespace
 )
 
 

@@ -6,11 +6,17 @@ event meanwhile (the body, its causes, loggers, patch and handler states). In a 
 events waited so at once, about 45 KB each: most of the operator's growth. Queued, an object costs its key and what
 its work is to be told.
 
-A work that fails is tried again after a backoff (1 s, doubling up to a minute), as Kopf retries a failed handler."""
+A work that fails is tried again after a backoff (1 s, doubling up to a minute), as Kopf retries a failed handler.
+
+The queue hands the threads a few works at a time, taken in turn from each tenant (a key's namespace): else one
+tenant's burst of a thousand new objects would be handed over at once, and another tenant's one object, and every
+other handler that runs on the same threads (a monitor's check), would wait behind all of them, first in, first out.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import logging
@@ -18,6 +24,8 @@ import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from typing import Generic, TypeVar
+
+from .settings import WORKERS
 
 K = TypeVar("K", bound=Hashable)
 W = TypeVar("W")
@@ -28,15 +36,36 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 
 
+def everyone(key: Hashable) -> None:
+    """One tenant for every key: first in, first out."""
+    return None
+
+
+def namespace(key: tuple[str, str]) -> str:
+    """The tenant of an object keyed by namespace and name."""
+    return key[0]
+
+
 class WorkQueue(Generic[K, W]):
     """Keys waiting for `work(key, want)` on the `executor`'s threads: one work per key at a time, and a key that
-    waits already is not queued twice (its one work is told both wants, combined by `merge`)."""
+    waits already is not queued twice (its one work is told both wants, combined by `merge`). At most `concurrency`
+    works are with the executor at once, the next taken from each `tenant(key)` in turn."""
 
-    def __init__(self, work: Callable[[K, W], None], merge: Callable[[W, W], W], executor: Executor) -> None:
+    def __init__(
+        self,
+        work: Callable[[K, W], None],
+        merge: Callable[[W, W], W],
+        executor: Executor,
+        tenant: Callable[[K], Hashable] = everyone,
+        concurrency: int = WORKERS,
+    ) -> None:
         self._work, self._merge, self._executor = work, merge, executor
+        self._tenant, self._concurrency = tenant, concurrency
         self._lock = threading.Lock()
         self._waiting: dict[K, W] = {}
-        self._queued: set[K] = set()  # submitted to the executor, or running
+        self._queued: set[K] = set()  # in line, with the executor, or running
+        self._lines: dict[Hashable, collections.deque[K]] = {}  # each tenant's keys in line; first the next to go
+        self._handed = 0  # works with the executor, or running
         self._failures: dict[K, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._context: contextvars.Context | None = None
@@ -57,7 +86,9 @@ class WorkQueue(Generic[K, W]):
             if key in self._queued:
                 return
             self._queued.add(key)
-        self._executor.submit(self._run, key)
+            self._line_up(key)
+            turns = self._turns()
+        self._hand(turns)
 
     def waiting(self) -> int:
         with self._lock:
@@ -67,6 +98,25 @@ class WorkQueue(Generic[K, W]):
         """Whether `key`'s work waits or runs: what it will have done is not known yet."""
         with self._lock:
             return key in self._queued
+
+    def _line_up(self, key: K) -> None:
+        self._lines.setdefault(self._tenant(key), collections.deque()).append(key)
+
+    def _turns(self) -> list[K]:
+        """The keys to hand over now, one from each tenant in turn, while fewer than `concurrency` are handed."""
+        turns: list[K] = []
+        while self._lines and self._handed < self._concurrency:
+            tenant, line = next(iter(self._lines.items()))
+            turns.append(line.popleft())
+            del self._lines[tenant]
+            if line:  # to the back of the round
+                self._lines[tenant] = line
+            self._handed += 1
+        return turns
+
+    def _hand(self, keys: list[K]) -> None:
+        for key in keys:
+            self._executor.submit(self._run, key)
 
     def _run(self, key: K) -> None:
         with self._lock:
@@ -83,8 +133,10 @@ class WorkQueue(Generic[K, W]):
                 loop.call_soon_threadsafe(loop.call_later, delay, self.add, key, want)
         finally:
             with self._lock:
-                again = key in self._waiting
-                if not again:
+                self._handed -= 1
+                if key in self._waiting:  # asked for again while it ran: back in its tenant's line
+                    self._line_up(key)
+                else:
                     self._queued.discard(key)
-            if again:
-                self._executor.submit(self._run, key)
+                turns = self._turns()
+            self._hand(turns)
