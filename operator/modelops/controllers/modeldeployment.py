@@ -118,11 +118,12 @@ def command_given(type: str | None, namespace: str | None, name: str, **_: Any) 
 
 
 def _rolling_out(status: kopf.Status, **_: Any) -> bool:
-    """Pods are starting or failing: their containers' state changes no Deployment status, so look again."""
+    """Pods are starting or failing: their containers' state changes no Deployment status, so look again; not while
+    no server pod exists yet (none can fail, and the first one's creation changes the Deployment's status)."""
     if _progressing(status):
         return False  # the canary's own timer looks more often
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
-    reconciling = (conditions.get("Reconciling") or {}).get("status") == "True"
+    reconciling = (conditions.get("Reconciling") or {}).get("status") == "True" and bool(status.get("replicas"))
     return reconciling or (conditions.get("Stalled") or {}).get("reason") == "ServerFailing"
 
 
