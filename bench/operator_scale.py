@@ -39,6 +39,8 @@ from modelops.resources import traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bench"
+#: The namespace of a second tenant, who creates one deployment while the first creates all the others.
+OTHER = "other"
 
 
 def api() -> dynamic.DynamicClient:
@@ -193,24 +195,58 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def with_operator(
-    dyn: dynamic.DynamicClient, ns: str, count: int, ready_too: bool
-) -> tuple[float, float | None, float, float, int]:
-    """(seconds until every status names the serving version, seconds until every one is Ready, peak RSS MB, CPU
-    seconds, how many watches this script made: the API server counts them with the operator's)."""
-    operator = Operator(Path(tempfile.gettempdir()) / "modelops-bench-operator.log", namespaces=[ns], metrics=False)
+@dataclass
+class OperatorSide:
+    written_s: float  # until every status names the serving version
+    ready_s: float | None  # until every one is Ready
+    rss_mb: float
+    cpu_s: float
+    #: A second tenant's one deployment, seconds until its status is written: on the idle operator, and when created
+    #: halfway through the first tenant's burst.
+    tenant_idle_s: float
+    tenant_burst_s: float
+    watches: int  # this script's: the API server counts them with the operator's
+
+
+def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int, ready_too: bool) -> OperatorSide:
+    operator = Operator(
+        Path(tempfile.gettempdir()) / "modelops-bench-operator.log", namespaces=[ns, OTHER], metrics=False
+    )
     operator.start()
     try:
         until_approved(dyn, ns)
+        until_approved(dyn, OTHER)
         mds = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelDeployment")
+        idle_s, idle_watches = second_tenant(dyn, "alone", 1)
         started = time.perf_counter()
-        with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(lambda i: mds.create(body=deployment(f"md-{i}", ns), namespace=ns), range(count)))
-        written, ready, watches = until_ready(dyn, ns, count, started, ready_too)
+        with ThreadPoolExecutor(WORKERS) as pool, ThreadPoolExecutor(1) as prober:
+            created = [pool.submit(mds.create, body=deployment(f"md-{i}", ns), namespace=ns) for i in range(count)]
+            probe = prober.submit(lambda: created[count // 2].result() and second_tenant(dyn, "in-burst", 2))
+            for creation in created:
+                creation.result()
+            written, ready, watches = until_ready(dyn, ns, count, started, ready_too)
+            burst_s, burst_watches = probe.result()
         pid = operator.process.pid  # type: ignore[union-attr]
-        return written, ready, peak_rss_mb(pid), cpu_seconds(pid), watches
+        return OperatorSide(
+            written,
+            ready,
+            peak_rss_mb(pid),
+            cpu_seconds(pid),
+            idle_s,
+            burst_s,
+            watches + idle_watches + burst_watches,
+        )
     finally:
         operator.stop(timeout=60)
+
+
+def second_tenant(dyn: dynamic.DynamicClient, name: str, deployments: int) -> tuple[float, int]:
+    """(seconds from creating a deployment in the second tenant's namespace until its status names its serving
+    version, how many watches that took); `deployments`: how many that namespace then has."""
+    mds = dyn.resources.get(api_version="modelops.io/v1alpha1", kind="ModelDeployment")
+    mds.create(body=deployment(name, OTHER), namespace=OTHER)
+    written, _, watches = until_ready(dyn, OTHER, deployments, time.perf_counter(), False)
+    return written, watches
 
 
 def until_approved(dyn: dynamic.DynamicClient, ns: str) -> None:
@@ -233,9 +269,10 @@ def per_deployment(before: Counter[str], after: Counter[str], count: int) -> dic
 
 
 @contextmanager
-def fresh_cluster(ns: str) -> Iterator[tuple[dynamic.DynamicClient, ModelVersion]]:
-    """A control plane of its own for one side, with the API installed and an approved version in `ns`: neither side
-    inherits the other's objects, nor the backlog of pods kube-controller-manager and kwok still bring up for it."""
+def fresh_cluster(*namespaces: str) -> Iterator[tuple[dynamic.DynamicClient, ModelVersion]]:
+    """A control plane of its own for one side, with the API installed and an approved version in each namespace
+    (the first one's is given): neither side inherits the other's objects, nor the backlog of pods
+    kube-controller-manager and kwok still bring up for it."""
     with tempfile.TemporaryDirectory() as state:
         os.environ["MODELOPS_CLUSTER_DIR"] = state
         cluster = Cluster(log=lambda m: print(f"# {m}", file=sys.stderr), real_node=False)
@@ -243,8 +280,11 @@ def fresh_cluster(ns: str) -> Iterator[tuple[dynamic.DynamicClient, ModelVersion
         try:
             install_api(ensure_toolchain(), ROOT / "crds", ROOT / "charts" / "modelops")
             dyn = api()
-            namespace(dyn, ns)
-            yield dyn, approved_version(dyn, ns)
+            versions = []
+            for ns in namespaces:
+                namespace(dyn, ns)
+                versions.append(approved_version(dyn, ns))
+            yield dyn, versions[0]
         finally:
             cluster.down()
 
@@ -252,16 +292,13 @@ def fresh_cluster(ns: str) -> Iterator[tuple[dynamic.DynamicClient, ModelVersion
 @dataclass
 class Run:
     direct_s: float
-    operator_s: float
-    ready_s: float | None
-    rss_mb: float
-    cpu_s: float
+    operator: OperatorSide
     direct_calls: dict[str, float]
     operator_calls: dict[str, float]
 
     @property
     def ratio(self) -> float:
-        return self.operator_s / self.direct_s
+        return self.operator.written_s / self.direct_s
 
 
 def one_run(count: int, ready_too: bool) -> Run:
@@ -269,13 +306,13 @@ def one_run(count: int, ready_too: bool) -> Run:
         start = requests_served()
         direct_s = direct(dyn, "bench", count, version)
         direct_calls = per_deployment(start, requests_served(), count)
-    with fresh_cluster("bench") as (dyn, _):
+    with fresh_cluster("bench", OTHER) as (dyn, _):
         start = requests_served()
-        operator_s, ready_s, rss, cpu, watches = with_operator(dyn, "bench", count, ready_too)
+        side = with_operator(dyn, "bench", count, ready_too)
         end = requests_served()
-        end["watch modeldeployments"] -= watches
+        end["watch modeldeployments"] -= side.watches
         operator_calls = per_deployment(start, end, count)
-    return Run(direct_s, operator_s, ready_s, rss, cpu, direct_calls, operator_calls)
+    return Run(direct_s, side, direct_calls, operator_calls)
 
 
 def main() -> None:
@@ -288,17 +325,25 @@ def main() -> None:
     args = parser.parse_args()
     runs: list[Run] = []
     print(f"{args.crs} ModelDeployments, {WORKERS} workers each side, each side on a fresh local cluster")
-    print(f"{'run':<4} {'plain s':>8} {'operator s':>11} {'ratio':>6} {'Ready s':>8} {'RSS MB':>7} {'CPU s':>6}")
+    print(
+        f"{'run':<4} {'plain s':>8} {'operator s':>11} {'ratio':>6} {'Ready s':>8} {'RSS MB':>7} {'CPU s':>6} "
+        f"{'tenant alone s':>15} {'in burst s':>11}"
+    )
     for i in range(args.runs):
         run = one_run(args.crs, not args.no_ready)
         runs.append(run)
-        ready = f"{run.ready_s:.1f}" if run.ready_s is not None else "-"
+        side = run.operator
+        ready = f"{side.ready_s:.1f}" if side.ready_s is not None else "-"
         print(
-            f"{i + 1:<4} {run.direct_s:>8.1f} {run.operator_s:>11.1f} {run.ratio:>6.2f} {ready:>8} "
-            f"{run.rss_mb:>7.0f} {run.cpu_s:>6.1f}",
+            f"{i + 1:<4} {run.direct_s:>8.1f} {side.written_s:>11.1f} {run.ratio:>6.2f} {ready:>8} "
+            f"{side.rss_mb:>7.0f} {side.cpu_s:>6.1f} {side.tenant_idle_s:>15.2f} {side.tenant_burst_s:>11.2f}",
             flush=True,
         )
     print("(operator s: until every status names its serving version; Ready s: until every one is Ready, pods by kwok)")
+    print(
+        "(tenant: a second namespace's one deployment, seconds until its status is written, on the idle operator and "
+        "when created halfway through the burst)"
+    )
     print("API requests per ModelDeployment in the last run (the API server's count):")
     print(f"  plain client: {sum(runs[-1].direct_calls.values()):.1f}  {runs[-1].direct_calls}")
     print(f"  operator:     {sum(runs[-1].operator_calls.values()):.1f}  {runs[-1].operator_calls}")
@@ -307,11 +352,13 @@ def main() -> None:
             {
                 "crs": args.crs,
                 "runs": len(runs),
-                "operator_s": round(median(r.operator_s for r in runs), 2),
+                "operator_s": round(median(r.operator.written_s for r in runs), 2),
                 "direct_s": round(median(r.direct_s for r in runs), 2),
                 "ratio": round(median(r.ratio for r in runs), 2),
-                "operator_peak_rss_mb": round(median(r.rss_mb for r in runs), 1),
-                "operator_cpu_s": round(median(r.cpu_s for r in runs), 1),
+                "operator_peak_rss_mb": round(median(r.operator.rss_mb for r in runs), 1),
+                "operator_cpu_s": round(median(r.operator.cpu_s for r in runs), 1),
+                "tenant_alone_s": round(median(r.operator.tenant_idle_s for r in runs), 2),
+                "tenant_in_burst_s": round(median(r.operator.tenant_burst_s for r in runs), 2),
             }
         )
     )
