@@ -16,6 +16,7 @@ read.
 
 Handlers that mostly find nothing to do are asynchronous and only queue their API work (`workqueue`): a
 ModelDeployment's reconcile, a ModelVersion's `servedBy`. The handler returns at once, and an object waits in the
-queue once, however many events asked for it meanwhile, as in controller-runtime's work queue. The other handlers are
-synchronous, and Kopf runs them on the same handler threads (`settings.HANDLER_THREADS`).
+queue once, however many events asked for it meanwhile, as in controller-runtime's work queue; a queue hands the
+threads at most 20 works at once, taking turns between namespaces. The other handlers are synchronous, and Kopf runs
+them on the same handler threads (`settings.HANDLER_THREADS`).
 """
