@@ -221,7 +221,12 @@ def with_operator(dyn: dynamic.DynamicClient, ns: str, count: int, ready_too: bo
         started = time.perf_counter()
         with ThreadPoolExecutor(WORKERS) as pool, ThreadPoolExecutor(1) as prober:
             created = [pool.submit(mds.create, body=deployment(f"md-{i}", ns), namespace=ns) for i in range(count)]
-            probe = prober.submit(lambda: created[count // 2].result() and second_tenant(dyn, "in-burst", 2))
+
+            def in_burst() -> tuple[float, int]:
+                created[count // 2].result()  # the burst is half created
+                return second_tenant(dyn, "in-burst", 2)
+
+            probe = prober.submit(in_burst)
             for creation in created:
                 creation.result()
             written, ready, watches = until_ready(dyn, ns, count, started, ready_too)
