@@ -114,10 +114,9 @@ def plan(
         apply.append(hpa)
     running = {m["metadata"]["name"] for m in apply if m["kind"] == "Deployment"}
     unwanted = _unwanted(deployment, rollout, running, hpa is not None)
-    unrouted = _unrouted(deployment, rollout, routed, gateway_api)
     weighed = rollout.model_copy(update={**weights, "routing": routed})
     if deployment.status is not None and deployment.status.observed_generation is not None:
-        return Children(apply, servers, unwanted + unrouted, weighed)
+        return Children(apply, servers, unwanted + _unrouted(deployment, rollout, routed, gateway_api), weighed)
     # Never reconciled: no earlier reconcile wrote a canary (nothing served yet), and while the spec has not changed
     # (generation 1) every one wrote what this one writes (what a routing leaves depends on discovery and policy too)
     return Children(apply, servers, [], weighed, unwanted if deployment.metadata.generation == 1 else [])
